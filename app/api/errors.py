@@ -1,0 +1,36 @@
+"""The one place where domain errors become HTTP answers."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from app.errors import DatabaseUnavailable, InvalidField, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping from our errors to JSON `{"detail": ...}` answers."""
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(InvalidField)
+    async def invalid_field(_request: Request, exc: InvalidField) -> JSONResponse:
+        detail = [{"type": "value_error", "loc": ["body", exc.field], "msg": exc.message}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(DatabaseUnavailable)
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # OperationalError is the driver's "cannot talk to the database" family (refused
+        # connection, lost connection, SQLite busy past its timeout): a 503 the client may retry.
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            {"detail": "Database unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )

@@ -1,0 +1,55 @@
+"""Service info and health routes."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app import __version__
+from app.api.deps import Authorized
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/")
+def service_info():
+    """Public: what this service is and where to look next."""
+    return {
+        "name": "Insignia Task Scheduler",
+        "version": __version__,
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/health",
+    }
+
+
+@router.get("/health", dependencies=[Authorized])
+def health():
+    """Authenticated liveness check kept for Insignia clients."""
+    return {"status": "healthy"}
+
+
+@router.get("/livez")
+def livez():
+    """Public: the process answers."""
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+def readyz(request: Request):
+    """Public: 200 when the database answers (and the scheduler, when enabled, is running)."""
+    checks: dict[str, str] = {}
+    try:
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure to reach the database means not ready
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is not None:
+        problem = scheduler.health_problem()
+        checks["scheduler"] = problem or "ok"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

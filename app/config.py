@@ -1,0 +1,80 @@
+"""Service settings, read from the environment and from `.env`.
+
+Every setting is typed and checked when the service starts, so a typo fails loudly instead of
+running with a surprise. There is no default API token: when `API_TOKEN` is unset the service
+generates one on first start and keeps it in the database (see `app.tokens`).
+"""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./insignia.db"
+MIN_TOKEN_LENGTH = 16
+# Placeholder values seen in examples and templates; refusing them keeps a copied example from
+# becoming a production secret.
+PLACEHOLDER_TOKENS = frozenset(
+    {"changeme", "change-me", "secret", "your-secret-token", "your-api-token", "token", "password"}
+)
+
+
+class Settings(BaseSettings):
+    """Typed configuration; see the README's configuration table for each setting's meaning."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    api_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    scheduler_enabled: bool = True
+    allow_private_webhook_targets: bool = False
+    retry_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    delivery_timeout_seconds: float = Field(default=15.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_token")
+    @classmethod
+    def _refuse_weak_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if token.lower() in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters and not a placeholder; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use (psycopg2 for PostgreSQL)."""
+        return normalize_database_url(self.database_url)
+
+
+def normalize_database_url(url: str) -> str:
+    """Map `postgres://` and `postgresql://` to psycopg2, which is the driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once per process from the environment and `.env`."""
+    return Settings()

@@ -1,0 +1,25 @@
+"""Domain errors. `app.api.errors` maps each to one HTTP answer."""
+
+
+class ServiceError(Exception):
+    """Base of the errors this service raises on purpose."""
+
+
+class NotFound(ServiceError):
+    """The named object does not exist."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+
+
+class InvalidField(ServiceError):
+    """Input that passed the request schema but is wrong in context (answered as 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database cannot be reached right now (answered as 503)."""

@@ -1,0 +1,23 @@
+"""Apply the Alembic migrations from code, as the service does on start."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for this project's migrations against `url`."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    # ConfigParser treats % as interpolation; URLs may contain percent-escapes.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["skip_logging_config"] = True
+    return config
+
+
+def upgrade_database(url: str) -> None:
+    """Bring the database at `url` to the latest schema (safe to run from several replicas)."""
+    command.upgrade(alembic_config(url), "head")

@@ -1,0 +1,247 @@
+"""API shapes. Each field checks its own form here; checks that need several fields or the
+settings (schedule xor run_at, Discord limits, private targets) live in `app.services.tasks`."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.scheduling.schedules import ScheduleError, parse_schedule, parse_timezone
+
+TaskStatus = Literal["active", "inactive"]
+LogStatus = Literal["success", "failed"]
+Trigger = Literal["schedule", "manual", "catchup"]
+Catchup = Literal["latest", "none", "all"]
+
+MAX_URL_LENGTH = 2048
+RESPONSE_BODY_MAX_CHARS = 1024
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Aware datetimes are converted to UTC; naive ones are taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_schedule(value: str) -> str:
+    try:
+        return parse_schedule(value).text
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        parse_timezone(value)
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_url_form(value: str) -> str:
+    # Only the form here (scheme, host); whether private targets are allowed is a setting.
+    try:
+        check_url_target(value, allow_private=True)
+    except UnsafeTargetError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ScheduleText = Annotated[str, AfterValidator(_check_schedule)]
+TimezoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_timezone)]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH),
+    AfterValidator(_check_url_form),
+]
+MaxRetry = Annotated[int, Field(ge=0, le=20)]
+
+TASK_EXAMPLE = {
+    "name": "Daily stand-up reminder",
+    "schedule": "0 9 * * MON-FRI",
+    "timezone": "Europe/Paris",
+    "webhook_url": "https://discord.com/api/webhooks/123456789012345678/your-webhook-token",
+    "payload": {"content": "Stand-up in 5 minutes!"},
+    "max_retry": 3,
+}
+
+
+class TaskCreate(BaseModel):
+    """A new task: either a recurring `schedule` or a one-time `run_at`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [TASK_EXAMPLE]})
+
+    name: Name
+    schedule: ScheduleText | None = Field(
+        default=None,
+        description="5-field cron (names allowed), a macro such as @daily, or @every 1h30m",
+    )
+    run_at: datetime | None = Field(
+        default=None,
+        description="one-time tasks: ISO 8601; without an offset it is read in `timezone`",
+    )
+    timezone: TimezoneName = "UTC"
+    catchup: Catchup = "latest"
+    webhook_url: WebhookUrl
+    payload: dict[str, Any] = Field(default_factory=dict)
+    max_retry: MaxRetry = 3
+    status: TaskStatus = "active"
+
+
+# Fields that exist on every task: an explicit null for one of them is an error, not "unset".
+REQUIRED_TASK_FIELDS = (
+    "name",
+    "timezone",
+    "catchup",
+    "webhook_url",
+    "payload",
+    "max_retry",
+    "status",
+)
+
+
+class TaskUpdate(BaseModel):
+    """A partial update: only the fields given change. `schedule`/`run_at` may be set to null."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"payload": {"content": "Hi!"}}]})
+
+    name: Name | None = None
+    schedule: ScheduleText | None = None
+    run_at: datetime | None = None
+    timezone: TimezoneName | None = None
+    catchup: Catchup | None = None
+    webhook_url: WebhookUrl | None = None
+    payload: dict[str, Any] | None = None
+    max_retry: MaxRetry | None = None
+    status: TaskStatus | None = None
+
+    @field_validator(*REQUIRED_TASK_FIELDS, mode="before")
+    @classmethod
+    def _refuse_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class TaskRead(BaseModel):
+    """A task as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    schedule: str | None
+    run_at: datetime | None
+    timezone: str
+    catchup: Catchup
+    webhook_url: str
+    payload: dict[str, Any]
+    max_retry: int
+    status: TaskStatus
+    status_reason: str | None
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_status: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskRead]
+    total: int
+    skip: int
+    limit: int
+
+
+class TaskLogCreate(BaseModel):
+    """A log row written by hand."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task_id": "5b0f3c0e-8c1a-4a53-9a53-2f8e3c7d9b10",
+                    "status": "success",
+                    "message": "Delivered (HTTP 204)",
+                    "http_status": 204,
+                }
+            ]
+        }
+    )
+
+    task_id: uuid.UUID
+    status: LogStatus
+    execution_time: UTCDatetime | None = None
+    scheduled_for: UTCDatetime | None = None
+    retry_count: Annotated[int, Field(ge=0)] = 0
+    message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    http_status: Annotated[int, Field(ge=100, le=599)] | None = None
+    duration_ms: Annotated[int, Field(ge=0)] | None = None
+    response_body: Annotated[str, StringConstraints(max_length=RESPONSE_BODY_MAX_CHARS)] | None = (
+        None
+    )
+    trigger: Trigger = "manual"
+
+
+REQUIRED_LOG_FIELDS = ("status", "execution_time", "retry_count", "trigger")
+
+
+class TaskLogUpdate(BaseModel):
+    """A partial update of a log row; its task cannot change."""
+
+    status: LogStatus | None = None
+    execution_time: UTCDatetime | None = None
+    scheduled_for: UTCDatetime | None = None
+    retry_count: Annotated[int, Field(ge=0)] | None = None
+    message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    http_status: Annotated[int, Field(ge=100, le=599)] | None = None
+    duration_ms: Annotated[int, Field(ge=0)] | None = None
+    response_body: Annotated[str, StringConstraints(max_length=RESPONSE_BODY_MAX_CHARS)] | None = (
+        None
+    )
+    trigger: Trigger | None = None
+
+    @field_validator(*REQUIRED_LOG_FIELDS, mode="before")
+    @classmethod
+    def _refuse_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class TaskLogRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    execution_time: datetime
+    scheduled_for: datetime | None
+    status: LogStatus
+    retry_count: int
+    message: str | None
+    http_status: int | None
+    duration_ms: int | None
+    response_body: str | None
+    trigger: Trigger
+    created_at: datetime
+
+
+class TaskLogList(BaseModel):
+    task_logs: list[TaskLogRead]
+    total: int
+    skip: int
+    limit: int
+
+
+class Message(BaseModel):
+    message: str

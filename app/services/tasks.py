@@ -1,0 +1,117 @@
+"""Task operations used by the API. Each takes the session and works inside its transaction."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
+from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.errors import InvalidField, NotFound
+from app.models import Task, utc_now
+from app.scheduling.planner import next_run_after
+from app.scheduling.schedules import localize_run_at, parse_timezone
+from app.schemas import TaskCreate, TaskUpdate
+
+PAUSED_REASON = "paused through the API"
+# Changing one of these moves the task's next fire time.
+TIMING_FIELDS = frozenset({"schedule", "run_at", "timezone", "status"})
+
+
+def create_task(session: Session, *, data: TaskCreate, settings: Settings) -> Task:
+    """Validate and store a new task with its first `next_run_at`."""
+    fields = data.model_dump()
+    fields["run_at"] = _localized_run_at(fields["run_at"], fields["timezone"])
+    _check_task_fields(fields, settings=settings)
+    now = utc_now()
+    task = Task(id=uuid.uuid4(), created_at=now, updated_at=now, **fields)
+    if task.status == "inactive":
+        task.status_reason = PAUSED_REASON
+    task.next_run_at = next_run_after(task, after=now)
+    session.add(task)
+    session.flush()
+    return task
+
+
+def get_task(session: Session, task_id: uuid.UUID, *, for_update: bool = False) -> Task:
+    """The task with this id, or NotFound."""
+    query = select(Task).where(Task.id == task_id)
+    if for_update:
+        query = query.with_for_update()
+    task = session.scalars(query).one_or_none()
+    if task is None:
+        raise NotFound("Task")
+    return task
+
+
+def list_tasks(
+    session: Session, *, skip: int, limit: int, status: str | None, search: str | None
+) -> tuple[list[Task], int]:
+    """A page of tasks, newest first (ties by id), and the number matching the filters."""
+    query: Select[tuple[Task]] = select(Task)
+    if status is not None:
+        query = query.where(Task.status == status)
+    if search:
+        query = query.where(func.lower(Task.name).contains(search.lower(), autoescape=True))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = query.order_by(Task.created_at.desc(), Task.id.desc()).offset(skip).limit(limit)
+    return list(session.scalars(page)), total
+
+
+def update_task(
+    session: Session, *, task_id: uuid.UUID, data: TaskUpdate, settings: Settings
+) -> Task:
+    """Apply a partial update; the schedule is recomputed when timing or status changes."""
+    task = get_task(session, task_id, for_update=True)
+    changes = data.model_dump(exclude_unset=True)
+    # Giving one kind of timing replaces the other, so a recurring task can become one-time.
+    if changes.get("schedule") is not None and "run_at" not in changes:
+        changes["run_at"] = None
+    if changes.get("run_at") is not None and "schedule" not in changes:
+        changes["schedule"] = None
+    if "run_at" in changes:
+        timezone = changes.get("timezone", task.timezone)
+        changes["run_at"] = _localized_run_at(changes["run_at"], timezone)
+    merged = {column: getattr(task, column) for column in TaskCreate.model_fields} | changes
+    _check_task_fields(merged, settings=settings)
+    for column, value in changes.items():
+        setattr(task, column, value)
+    if "status" in changes:
+        task.status_reason = PAUSED_REASON if task.status == "inactive" else None
+    if TIMING_FIELDS & changes.keys():
+        task.next_run_at = next_run_after(task, after=utc_now())
+    task.updated_at = utc_now()
+    session.flush()
+    return task
+
+
+def delete_task(session: Session, *, task_id: uuid.UUID) -> None:
+    """Delete the task; its logs go with it (ON DELETE CASCADE)."""
+    session.delete(get_task(session, task_id))
+    session.flush()
+
+
+def _localized_run_at(run_at: datetime | None, timezone: str) -> datetime | None:
+    return None if run_at is None else localize_run_at(run_at, parse_timezone(timezone))
+
+
+def _check_task_fields(fields: dict[str, Any], *, settings: Settings) -> None:
+    """Checks that involve several fields or the settings; raises InvalidField."""
+    if fields["schedule"] is None and fields["run_at"] is None:
+        raise InvalidField(
+            "schedule", "give a schedule (cron, macro or @every) or a run_at for a one-time task"
+        )
+    if fields["schedule"] is not None and fields["run_at"] is not None:
+        raise InvalidField("run_at", "give either a schedule or a run_at, not both")
+    url = fields["webhook_url"]
+    try:
+        check_url_target(url, allow_private=settings.allow_private_webhook_targets)
+    except UnsafeTargetError as exc:
+        raise InvalidField("webhook_url", str(exc)) from None
+    if is_discord_webhook_url(url):
+        problems = validate_discord_payload(fields["payload"])
+        if problems:
+            raise InvalidField("payload", "; ".join(problems))

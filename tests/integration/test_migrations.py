@@ -1,0 +1,35 @@
+"""The Alembic migrations are the schema: they must produce exactly what the models describe."""
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from app.db import create_db_engine
+from app.migrations import alembic_config, upgrade_database
+from app.models import Base
+
+
+def schema_differences(url: str) -> list:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_models(database_url: str):
+    assert schema_differences(database_url) == []
+
+
+def test_downgrade_and_upgrade_again(database_url: str):
+    command.downgrade(alembic_config(database_url), "base")
+    upgrade_database(database_url)
+    assert schema_differences(database_url) == []
+
+
+def test_upgrade_is_idempotent(database_url: str):
+    upgrade_database(database_url)
+    upgrade_database(database_url)
+    assert schema_differences(database_url) == []

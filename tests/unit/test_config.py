@@ -1,0 +1,62 @@
+"""Settings: typed, fail-fast, no known default secret."""
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import Settings, normalize_database_url
+
+
+def test_defaults_need_no_configuration(monkeypatch):
+    for name in ("DATABASE_URL", "API_TOKEN", "PORT", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.database_url == "sqlite:///./insignia.db"
+    assert settings.api_token is None
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.scheduler_enabled is True
+    assert settings.allow_private_webhook_targets is False
+
+
+@pytest.mark.parametrize("token", ["changeme", "secret", "short-token"])
+def test_weak_tokens_are_refused(token: str):
+    with pytest.raises(ValidationError, match="API_TOKEN"):
+        Settings(_env_file=None, api_token=token)
+
+
+def test_blank_token_means_unset():
+    assert Settings(_env_file=None, api_token="  ").api_token is None
+
+
+def test_token_is_not_shown_in_repr():
+    settings = Settings(_env_file=None, api_token="a-long-enough-secret-token")
+    assert "a-long-enough-secret-token" not in repr(settings)
+
+
+def test_environment_is_read(monkeypatch):
+    monkeypatch.setenv("PORT", "9999")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("SCHEDULER_ENABLED", "false")
+    settings = Settings(_env_file=None)
+    assert (settings.port, settings.log_level, settings.scheduler_enabled) == (9999, "DEBUG", False)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u@h/db", "postgresql+psycopg2://u@h/db"),
+        ("postgres://u@h/db", "postgresql+psycopg2://u@h/db"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2://u@h/db"),
+        ("sqlite:///./x.db", "sqlite:///./x.db"),
+    ],
+)
+def test_database_url_uses_psycopg2(url: str, expected: str):
+    assert normalize_database_url(url) == expected
+
+
+def test_env_example_documents_every_setting():
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}

@@ -55,6 +55,13 @@ def _check_url_form(value: str) -> str:
     return value
 
 
+def _refuse_null(value: object) -> object:
+    """Partial updates: an absent field means "unchanged", an explicit null is an error."""
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
 UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ScheduleText = Annotated[str, AfterValidator(_check_schedule)]
@@ -125,12 +132,7 @@ class TaskUpdate(BaseModel):
     max_retry: MaxRetry | None = None
     status: TaskStatus | None = None
 
-    @field_validator(*REQUIRED_TASK_FIELDS, mode="before")
-    @classmethod
-    def _refuse_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    _refuse_null = field_validator(*REQUIRED_TASK_FIELDS, mode="before")(_refuse_null)
 
 
 class TaskRead(BaseModel):
@@ -211,12 +213,7 @@ class TaskLogUpdate(BaseModel):
     )
     trigger: Trigger | None = None
 
-    @field_validator(*REQUIRED_LOG_FIELDS, mode="before")
-    @classmethod
-    def _refuse_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    _refuse_null = field_validator(*REQUIRED_LOG_FIELDS, mode="before")(_refuse_null)
 
 
 class TaskLogRead(BaseModel):

@@ -8,7 +8,7 @@ generates one on first start and keeps it in the database (see `app.tokens`).
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./insignia.db"
@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     retry_backoff_base_seconds: float = Field(default=2.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=600.0, gt=0)
     delivery_timeout_seconds: float = Field(default=15.0, gt=0)
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    scheduler_lease_seconds: float = Field(default=60.0, gt=0)
+    scheduler_batch_size: int = Field(default=100, ge=1, le=1000)
+    max_concurrent_deliveries: int = Field(default=100, ge=1, le=10_000)
+    misfire_grace_seconds: float = Field(default=60.0, ge=0)
+    max_rate_limit_wait_seconds: float = Field(default=300.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -59,6 +66,15 @@ class Settings(BaseSettings):
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_delivery(self) -> "Settings":
+        if self.scheduler_lease_seconds <= self.delivery_timeout_seconds:
+            raise ValueError(
+                "SCHEDULER_LEASE_SECONDS must be longer than DELIVERY_TIMEOUT_SECONDS, or work "
+                "still being delivered would be taken over by another scheduler"
+            )
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

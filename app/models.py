@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -107,6 +109,31 @@ class TaskLog(Base):
         Index("ix_task_logs_task_id_execution_time_id", "task_id", "execution_time", "id"),
         Index("ix_task_logs_execution_time_id", "execution_time", "id"),
     )
+
+
+class Occurrence(Base):
+    """One firing of a task: claimed once, attempted until it succeeds or gives up.
+
+    `(task_id, scheduled_for)` is unique, so the same occurrence can never be claimed twice.
+    `available_at` is when a scheduler may next take it: its due time, the time of its next
+    retry, or, while a scheduler holds it, the end of that scheduler's lease (so work held by a
+    process that died becomes available again). It is NULL once the occurrence is finished.
+    """
+
+    __tablename__ = "occurrences"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    trigger: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    rate_limit_wait_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    __table_args__ = (UniqueConstraint("task_id", "scheduled_for"),)
 
 
 class ServiceSecret(Base):

@@ -242,3 +242,23 @@ class TaskLogList(BaseModel):
 
 class Message(BaseModel):
     message: str
+
+
+class ExecuteAccepted(BaseModel):
+    """A manual run was queued; its log rows will carry trigger `manual`."""
+
+    message: str
+    task_id: uuid.UUID
+    occurrence_id: uuid.UUID
+    scheduled_for: datetime
+
+
+class NextRun(BaseModel):
+    utc: datetime
+    local: datetime
+
+
+class NextRuns(BaseModel):
+    task_id: uuid.UUID
+    timezone: str
+    next_runs: list[NextRun]

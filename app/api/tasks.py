@@ -6,7 +6,18 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import Authorized, SessionDep, SettingsDep
 from app.api.ids import parse_id
-from app.schemas import Message, TaskCreate, TaskList, TaskRead, TaskStatus, TaskUpdate
+from app.scheduling.schedules import parse_timezone
+from app.schemas import (
+    ExecuteAccepted,
+    Message,
+    NextRun,
+    NextRuns,
+    TaskCreate,
+    TaskList,
+    TaskRead,
+    TaskStatus,
+    TaskUpdate,
+)
 from app.services import tasks as service
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Authorized])
@@ -54,3 +65,47 @@ def delete_task(task_id: str, session: SessionDep):
     """Delete a task and its logs."""
     service.delete_task(session, task_id=parse_id(task_id, "Task"))
     return Message(message="Task deleted successfully")
+
+
+@router.post(
+    "/{task_id}/execute", status_code=status.HTTP_202_ACCEPTED, response_model=ExecuteAccepted
+)
+def execute_task(task_id: str, session: SessionDep):
+    """Deliver the task now (trigger `manual`), also when it is inactive; the schedule does
+    not move. 202: the delivery is queued and its outcome appears in the task's logs."""
+    occurrence = service.execute_task(session, task_id=parse_id(task_id, "Task"))
+    return ExecuteAccepted(
+        message="Task queued for execution",
+        task_id=occurrence.task_id,
+        occurrence_id=occurrence.id,
+        scheduled_for=occurrence.scheduled_for,
+    )
+
+
+@router.post("/{task_id}/pause", response_model=TaskRead)
+def pause_task(task_id: str, session: SessionDep):
+    """Make the task inactive; retries waiting on its schedule are dropped."""
+    return service.pause_task(session, task_id=parse_id(task_id, "Task"))
+
+
+@router.post("/{task_id}/resume", response_model=TaskRead)
+def resume_task(task_id: str, session: SessionDep):
+    """Make the task active; its next run is computed from now (runs missed while paused are
+    not caught up). A one-time task whose run_at has passed runs at once."""
+    return service.resume_task(session, task_id=parse_id(task_id, "Task"))
+
+
+@router.get("/{task_id}/next-runs", response_model=NextRuns)
+def next_runs(
+    task_id: str,
+    session: SessionDep,
+    count: Annotated[int, Query(ge=1, le=100, description="how many (1-100)")] = 5,
+):
+    """The next fire times from now, in UTC and in the task's timezone."""
+    task, times = service.next_runs(session, task_id=parse_id(task_id, "Task"), count=count)
+    tz = parse_timezone(task.timezone)
+    return NextRuns(
+        task_id=task.id,
+        timezone=task.timezone,
+        next_runs=[NextRun(utc=t, local=t.astimezone(tz)) for t in times],
+    )

@@ -11,14 +11,16 @@ from app.config import Settings
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.guard import UnsafeTargetError, check_url_target
 from app.errors import InvalidField, NotFound
-from app.models import Task, utc_now
-from app.scheduling.planner import next_run_after
+from app.models import Occurrence, Task, utc_now
+from app.scheduling.claims import cancel_pending
+from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
+from app.scheduling.wakeup import request_wake
 from app.schemas import TaskCreate, TaskUpdate
 
 PAUSED_REASON = "paused through the API"
-# Changing one of these moves the task's next fire time.
-TIMING_FIELDS = frozenset({"schedule", "run_at", "timezone", "status"})
+# Changing one of these (or the status) moves the task's next fire time.
+TIMING_FIELDS = frozenset({"schedule", "run_at", "timezone"})
 
 
 def create_task(session: Session, *, data: TaskCreate, settings: Settings) -> Task:
@@ -33,6 +35,7 @@ def create_task(session: Session, *, data: TaskCreate, settings: Settings) -> Ta
     task.next_run_at = next_run_after(task, after=now)
     session.add(task)
     session.flush()
+    request_wake(session)
     return task
 
 
@@ -77,15 +80,74 @@ def update_task(
         changes["run_at"] = _localized_run_at(changes["run_at"], timezone)
     merged = {column: getattr(task, column) for column in TaskCreate.model_fields} | changes
     _check_task_fields(merged, settings=settings)
+    status = changes.pop("status", None)
     for column, value in changes.items():
         setattr(task, column, value)
-    if "status" in changes:
-        task.status_reason = PAUSED_REASON if task.status == "inactive" else None
-    if TIMING_FIELDS & changes.keys():
+    if status is not None:
+        _set_status(session, task, status)
+    if status is not None or TIMING_FIELDS & changes.keys():
         task.next_run_at = next_run_after(task, after=utc_now())
+        request_wake(session)
     task.updated_at = utc_now()
     session.flush()
     return task
+
+
+def pause_task(session: Session, *, task_id: uuid.UUID) -> Task:
+    """Make the task inactive: nothing more is sent on its schedule until it is resumed."""
+    task = get_task(session, task_id, for_update=True)
+    _set_status(session, task, "inactive")
+    task.updated_at = utc_now()
+    session.flush()
+    return task
+
+
+def resume_task(session: Session, *, task_id: uuid.UUID) -> Task:
+    """Make the task active again, its next run computed from now."""
+    task = get_task(session, task_id, for_update=True)
+    _set_status(session, task, "active")
+    task.next_run_at = next_run_after(task, after=utc_now())
+    task.updated_at = utc_now()
+    session.flush()
+    request_wake(session)
+    return task
+
+
+def execute_task(session: Session, *, task_id: uuid.UUID) -> Occurrence:
+    """Queue a delivery now (trigger `manual`); the task's schedule does not move."""
+    task = get_task(session, task_id)
+    now = utc_now()
+    occurrence = Occurrence(
+        id=uuid.uuid4(),
+        task_id=task.id,
+        scheduled_for=now,
+        trigger="manual",
+        attempt=0,
+        available_at=now,
+        rate_limit_wait_seconds=0.0,
+        created_at=now,
+    )
+    session.add(occurrence)
+    session.flush()
+    request_wake(session)
+    return occurrence
+
+
+def next_runs(session: Session, *, task_id: uuid.UUID, count: int) -> tuple[Task, list[datetime]]:
+    """The task and its next `count` fire times from now (whatever its status)."""
+    task = get_task(session, task_id)
+    return task, upcoming_runs(task, after=utc_now(), count=count)
+
+
+def _set_status(session: Session, task: Task, status: str) -> None:
+    """The one place a task changes status through the API."""
+    task.status = status
+    if status == "inactive":
+        task.status_reason = PAUSED_REASON
+        task.next_run_at = None
+        cancel_pending(session, task_id=task.id, now=utc_now())
+    else:
+        task.status_reason = None
 
 
 def delete_task(session: Session, *, task_id: uuid.UUID) -> None:

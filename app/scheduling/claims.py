@@ -1,0 +1,320 @@
+"""The scheduler's database work: claim due occurrences, record attempts, find the next wake-up.
+
+Each function runs inside one short transaction that the caller opens; none of them is ever held
+open across an HTTP request. On PostgreSQL, due rows are locked with `FOR UPDATE SKIP LOCKED`, so
+replicas claiming at the same moment take different rows instead of waiting for each other; the
+unique key on (task_id, scheduled_for) makes a second claim of one occurrence impossible.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.delivery.sender import Outcome
+from app.models import Occurrence, Task, TaskLog
+from app.scheduling.planner import plan_due
+
+FINISHED_RETENTION = timedelta(days=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A leased occurrence with what its delivery needs (a snapshot taken at claim time)."""
+
+    occurrence_id: uuid.UUID
+    task_id: uuid.UUID
+    scheduled_for: datetime
+    trigger: str
+    attempt: int
+    webhook_url: str
+    payload: dict
+    max_retry: int
+
+
+def claim_due(
+    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int, grace: timedelta
+) -> list[Job]:
+    """Lease up to `limit` due occurrences to `owner`: new ones from due tasks, then retries
+    and occurrences whose previous holder's lease ran out."""
+    jobs = _claim_due_tasks(session, now=now, owner=owner, lease=lease, limit=limit, grace=grace)
+    if len(jobs) < limit:
+        jobs += _claim_available(
+            session, now=now, owner=owner, lease=lease, limit=limit - len(jobs)
+        )
+    return jobs
+
+
+def _claim_due_tasks(
+    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int, grace: timedelta
+) -> list[Job]:
+    query = (
+        select(Task)
+        .where(Task.next_run_at <= now, Task.status == "active")
+        .order_by(Task.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    tasks = session.scalars(query).all()
+    rows: list[dict] = []
+    by_id: dict[uuid.UUID, Task] = {}
+    for task in tasks:
+        plan = plan_due(task, now=now, grace=grace)
+        task.next_run_at = plan.next_run_at
+        if plan.stop_reason is not None:
+            task.status, task.status_reason = "inactive", plan.stop_reason
+        for firing in plan.firings:
+            occurrence_id = uuid.uuid4()
+            by_id[occurrence_id] = task
+            rows.append(
+                {
+                    "id": occurrence_id,
+                    "task_id": task.id,
+                    "scheduled_for": firing.scheduled_for,
+                    "trigger": firing.trigger,
+                    "attempt": 0,
+                    "available_at": now + lease,
+                    "lease_owner": owner,
+                    "rate_limit_wait_seconds": 0.0,
+                    "created_at": now,
+                }
+            )
+    if not rows:
+        session.flush()
+        return []
+    inserted = _insert_new_occurrences(session, rows)
+    return [
+        _job(by_id[row["id"]], row["id"], row["scheduled_for"], row["trigger"], 0)
+        for row in rows
+        if row["id"] in inserted
+    ]
+
+
+def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID]:
+    """Insert the rows, skipping any whose (task, scheduled_for) exists; the ids inserted."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(Occurrence)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"])
+        .returning(Occurrence.id)
+    )
+    return set(session.scalars(statement))
+
+
+def _claim_available(
+    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int
+) -> list[Job]:
+    query = (
+        select(Occurrence, Task)
+        .join(Task, Task.id == Occurrence.task_id)
+        .where(Occurrence.available_at <= now)
+        .order_by(Occurrence.available_at)
+        .limit(limit)
+        .with_for_update(of=Occurrence, skip_locked=True)
+    )
+    jobs = []
+    for occurrence, task in session.execute(query).all():
+        occurrence.available_at = now + lease
+        occurrence.lease_owner = owner
+        jobs.append(
+            _job(
+                task,
+                occurrence.id,
+                occurrence.scheduled_for,
+                occurrence.trigger,
+                occurrence.attempt,
+            )
+        )
+    session.flush()
+    return jobs
+
+
+def _job(task: Task, occurrence_id, scheduled_for, trigger, attempt) -> Job:
+    return Job(
+        occurrence_id=occurrence_id,
+        task_id=task.id,
+        scheduled_for=scheduled_for,
+        trigger=trigger,
+        attempt=attempt,
+        webhook_url=task.webhook_url,
+        payload=task.payload,
+        max_retry=task.max_retry,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptRules:
+    """What the scheduler's settings say about the step after a failed attempt."""
+
+    retry_at: Callable[[int, datetime], datetime]  # (retry number, now) -> when it is due
+    max_rate_limit_wait_seconds: float
+
+
+def record_attempt(
+    session: Session,
+    *,
+    job: Job,
+    outcome: Outcome,
+    started_at: datetime,
+    now: datetime,
+    owner: str,
+    rules: AttemptRules,
+) -> str:
+    """Write the attempt's log row and move the occurrence and task on. Returns the step taken:
+    `finished`, `retry`, `rate_limited`, `deactivated`, or `lost` (the task is gone or another
+    scheduler holds the occurrence now; the log row is written all the same when possible)."""
+    task = session.scalars(select(Task).where(Task.id == job.task_id).with_for_update()).first()
+    if task is None:
+        return "lost"
+    occurrence = session.scalars(
+        select(Occurrence)
+        .where(Occurrence.id == job.occurrence_id, Occurrence.lease_owner == owner)
+        .with_for_update()
+    ).first()
+    retry_time = rules.retry_at(job.attempt + 1, now)
+    step, message = _next_step(
+        job,
+        outcome,
+        occurrence,
+        task_inactive=task.status != "active",
+        retry_time=retry_time,
+        rules=rules,
+    )
+    session.add(
+        TaskLog(
+            id=uuid.uuid4(),
+            task_id=job.task_id,
+            execution_time=started_at,
+            scheduled_for=job.scheduled_for,
+            status="success" if outcome.success else "failed",
+            retry_count=job.attempt,
+            message=message,
+            http_status=outcome.http_status,
+            duration_ms=outcome.duration_ms,
+            response_body=outcome.response_body,
+            trigger=job.trigger,
+            created_at=now,
+        )
+    )
+    task.last_run_at = started_at
+    task.last_status = "success" if outcome.success else "failed"
+    if occurrence is None:
+        session.flush()
+        return "lost"
+    if step == "retry":
+        occurrence.attempt = job.attempt + 1
+        occurrence.available_at = retry_time
+        occurrence.lease_owner = None
+    elif step == "rate_limited":
+        wait = outcome.retry_after or 0.0
+        occurrence.rate_limit_wait_seconds += wait
+        occurrence.available_at = now + timedelta(seconds=wait)
+        occurrence.lease_owner = None
+    else:
+        occurrence.available_at = None
+        occurrence.lease_owner = None
+        occurrence.finished_at = now
+        step = _finish_task(task, job, outcome, step=step, now=now)
+        if task.status != "active":
+            cancel_pending(session, task_id=task.id, now=now)
+    session.flush()
+    return step
+
+
+def _next_step(
+    job: Job,
+    outcome: Outcome,
+    occurrence: Occurrence | None,
+    *,
+    task_inactive: bool,
+    retry_time: datetime,
+    rules: AttemptRules,
+) -> tuple[str, str]:
+    """The step after this attempt and the log message that explains it."""
+    if outcome.success:
+        return "finished", outcome.message
+    if task_inactive and job.trigger != "manual":
+        return "finished", f"{outcome.message}; not retried: the task is inactive"
+    waited = occurrence.rate_limit_wait_seconds if occurrence is not None else 0.0
+    if outcome.retry_after is not None and (
+        waited + outcome.retry_after <= rules.max_rate_limit_wait_seconds
+    ):
+        return "rate_limited", f"{outcome.message}; rate limited, trying again in " + (
+            f"{outcome.retry_after:g} s (not counted as a retry)"
+        )
+    if outcome.permanent:
+        return "give_up", f"{outcome.message}; not retried"
+    if job.attempt < job.max_retry:
+        retry_number = job.attempt + 1
+        at = retry_time.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return "retry", f"{outcome.message}; retry {retry_number} of {job.max_retry} at {at}"
+    if job.max_retry == 0:
+        return "give_up", f"{outcome.message}; no retries configured"
+    return "give_up", f"{outcome.message}; retries exhausted"
+
+
+def _finish_task(task: Task, job: Job, outcome: Outcome, *, step: str, now: datetime) -> str:
+    """After an occurrence's last attempt: stop a failed task, complete a one-time one."""
+    if step == "give_up" and task.status == "active":
+        attempts = job.attempt + 1
+        noun = "attempt" if attempts == 1 else "attempts"
+        task.status = "inactive"
+        task.status_reason = f"deactivated after {attempts} failed {noun}: {outcome.message}"
+        task.next_run_at = None
+        return "deactivated"
+    if task.schedule is None and job.trigger != "manual" and task.status == "active":
+        task.status = "inactive"
+        task.status_reason = f"completed: delivered at {now.isoformat(timespec='seconds')}"
+        task.next_run_at = None
+    return "finished" if step == "finished" else "deactivated"
+
+
+def cancel_pending(session: Session, *, task_id: uuid.UUID, now: datetime) -> None:
+    """Finish the task's waiting scheduled occurrences (not manual runs, not ones in flight):
+    an inactive task sends nothing more on its schedule."""
+    session.execute(
+        update(Occurrence)
+        .where(
+            Occurrence.task_id == task_id,
+            Occurrence.finished_at.is_(None),
+            Occurrence.lease_owner.is_(None),
+            Occurrence.trigger != "manual",
+        )
+        .values(available_at=None, finished_at=now)
+    )
+
+
+def next_wake_at(session: Session) -> datetime | None:
+    """The earliest instant at which some task or occurrence becomes due (None: nothing)."""
+    first_task = select(func.min(Task.next_run_at)).scalar_subquery()
+    first_occurrence = select(func.min(Occurrence.available_at)).scalar_subquery()
+    row = session.execute(select(first_task, first_occurrence)).one()
+    candidates = [value for value in row if value is not None]
+    return min(candidates) if candidates else None
+
+
+def release(session: Session, *, occurrence_ids: list[uuid.UUID], owner: str, now: datetime) -> int:
+    """Hand leased occurrences back so any scheduler can take them at once (shutdown)."""
+    if not occurrence_ids:
+        return 0
+    result = session.execute(
+        update(Occurrence)
+        .where(Occurrence.id.in_(occurrence_ids), Occurrence.lease_owner == owner)
+        .where(Occurrence.finished_at.is_(None))
+        .values(available_at=now, lease_owner=None)
+    )
+    return result.rowcount
+
+
+def prune_finished(session: Session, *, now: datetime) -> int:
+    """Delete finished occurrences older than the retention (their log rows stay)."""
+    result = session.execute(
+        delete(Occurrence).where(Occurrence.finished_at < now - FINISHED_RETENTION)
+    )
+    return result.rowcount

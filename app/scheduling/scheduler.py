@@ -1,0 +1,348 @@
+"""The scheduler loop: sleep until the earliest due work, claim it, deliver it without waiting.
+
+One pass claims what is due (in one short transaction), starts a delivery for each claimed
+occurrence and, unless it claimed a full batch, asks the database when the next work falls due
+and sleeps until then. It is woken early when a task changes (`wake`), by a PostgreSQL NOTIFY
+from another replica, or at the latest after `scheduler_poll_seconds` (`IDLE_CHECK_SECONDS` while
+a NOTIFY listener is up). Sleeps are asyncio timeouts, which run on the monotonic clock, and due
+times are compared with the wall clock when the pass runs, so a stepped clock cannot make a
+sleep overshoot.
+
+Deliveries run as asyncio tasks, at most `max_concurrent_deliveries` at once; a slow webhook holds
+one slot and delays nobody else. Each finished attempt is recorded in its own transaction.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.db import transaction
+from app.delivery.retry import retry_at
+from app.delivery.sender import Delivery, Outcome, Sender
+from app.models import utc_now
+from app.scheduling import claims
+from app.scheduling.claims import AttemptRules, Job
+from app.scheduling.wakeup import PostgresWakeListener
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+IDLE_CHECK_SECONDS = 30.0
+PRUNE_EVERY_SECONDS = 600.0
+DB_RETRY_MAX_SECONDS = 30.0
+LISTENER_RETRY_SECONDS = 5.0
+RECORD_ATTEMPTS = 5
+
+
+def _describe(exc: BaseException) -> str:
+    """A short name for a database error, without connection details or SQL."""
+    original = getattr(exc, "orig", None)
+    return type(original or exc).__name__
+
+
+def occurrence_headers(job: Job) -> dict[str, str]:
+    """Headers that identify the occurrence, constant across retries, so receivers can dedupe."""
+    return {
+        "Idempotency-Key": str(job.occurrence_id),
+        "X-Insignia-Task-Id": str(job.task_id),
+        "X-Insignia-Scheduled-For": job.scheduled_for.isoformat().replace("+00:00", "Z"),
+        "X-Insignia-Attempt": str(job.attempt + 1),
+        "X-Insignia-Trigger": job.trigger,
+    }
+
+
+class Scheduler:
+    """Claims due occurrences from the database and delivers them."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        sender: Sender,
+        owner: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._factory = session_factory
+        self._settings = settings
+        self._sender = sender
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scheduler-db")
+        self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_event: asyncio.Event | None = None
+        self._slot_free: asyncio.Event | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._listener: PostgresWakeListener | None = None
+        self._listener_retry_at = 0.0
+        self._stopping = False
+        self._heartbeat = time.monotonic()
+        self._db_problem: str | None = None
+        self._last_prune = 0.0
+        self._rules = AttemptRules(
+            retry_at=lambda n, now: retry_at(
+                n,
+                now=now,
+                base=settings.retry_backoff_base_seconds,
+                cap=settings.retry_backoff_max_seconds,
+            ),
+            max_rate_limit_wait_seconds=settings.max_rate_limit_wait_seconds,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the loop in the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._wake_event = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        if self._engine.dialect.name == "postgresql":
+            self._listener = PostgresWakeListener(self._engine, self.wake)
+        self._main = asyncio.create_task(self._run(), name="scheduler")
+        logger.info("scheduler started", extra={"owner": self.owner})
+
+    async def stop(self) -> None:
+        """Stop claiming, give in-flight deliveries the grace period, release the rest."""
+        self._stopping = True
+        self.wake()
+        if self._main is not None:
+            await self._main
+        pending: set[asyncio.Task[None]] = set(self._in_flight.values())
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self._settings.shutdown_grace_seconds)
+        unfinished = [job_id for job_id, task in self._in_flight.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if unfinished:
+            with contextlib.suppress(SQLAlchemyError):
+                await self._db(self._release, unfinished)
+            logger.info("released unfinished deliveries", extra={"count": len(unfinished)})
+        if self._listener is not None:
+            self._listener.close()
+        self._executor.shutdown(wait=True)
+        logger.info("scheduler stopped", extra={"owner": self.owner})
+
+    def wake(self) -> None:
+        """Make the loop look at the due work now (callable from any thread)."""
+        if self._loop is None or self._wake_event is None:
+            return
+        # RuntimeError: the loop has closed, so there is nothing left to wake.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._wake_event.set)
+
+    def health_problem(self) -> str | None:
+        """None when the loop is alive and reaching the database, else what is wrong."""
+        if self._main is None or self._main.done():
+            return "scheduler loop is not running"
+        if self._db_problem is not None:
+            return f"scheduler cannot reach the database: {self._db_problem}"
+        stale_after = IDLE_CHECK_SECONDS + DB_RETRY_MAX_SECONDS + 30
+        if time.monotonic() - self._heartbeat > stale_after:
+            return "scheduler loop heartbeat is stale"
+        return None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._heartbeat = time.monotonic()
+            await self._ensure_listener()
+            free = self._settings.max_concurrent_deliveries - len(self._in_flight)
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            limit = min(self._settings.scheduler_batch_size, free)
+            assert self._wake_event is not None
+            self._wake_event.clear()
+            try:
+                jobs = await self._db(self._claim, limit)
+                for job in jobs:
+                    self._start_delivery(job)
+                wake_at = None if len(jobs) >= limit else await self._db(self._next_wake)
+            except Exception as exc:
+                failures += 1
+                delay = min(DB_RETRY_MAX_SECONDS, 0.5 * 2**failures)
+                self._db_problem = _describe(exc)
+                if isinstance(exc, SQLAlchemyError):
+                    logger.warning(
+                        "scheduler pass failed; retrying",
+                        extra={"error": self._db_problem, "retry_in_s": delay},
+                    )
+                else:
+                    logger.exception(
+                        "scheduler pass crashed; retrying", extra={"retry_in_s": delay}
+                    )
+                await self._sleep(delay)
+                continue
+            failures, self._db_problem = 0, None
+            if len(jobs) >= limit:
+                continue  # a full batch: more may be due right now
+            await self._maybe_prune()
+            await self._sleep_until(wake_at)
+
+    async def _sleep_until(self, wake_at: datetime | None) -> None:
+        longest = (
+            IDLE_CHECK_SECONDS
+            if self._listener is not None and self._listener.active
+            else self._settings.scheduler_poll_seconds
+        )
+        delay = longest
+        if wake_at is not None:
+            delay = min(longest, (wake_at - utc_now()).total_seconds())
+        if delay > 0:
+            await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`, returning early when woken."""
+        assert self._wake_event is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake_event.wait(), timeout=seconds)
+
+    async def _wait_for_slot(self) -> None:
+        assert self._slot_free is not None
+        self._slot_free.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._slot_free.wait(), timeout=1.0)
+
+    async def _ensure_listener(self) -> None:
+        listener = self._listener
+        if listener is None or listener.active or time.monotonic() < self._listener_retry_at:
+            return
+        try:
+            await listener.connect()
+        except Exception as exc:
+            self._listener_retry_at = time.monotonic() + LISTENER_RETRY_SECONDS
+            logger.warning("cannot LISTEN for wake-ups; polling", extra={"error": repr(exc)})
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = time.monotonic()
+        pruned = await self._db(self._prune)
+        if pruned:
+            logger.info("pruned finished occurrences", extra={"count": pruned})
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def _start_delivery(self, job: Job) -> None:
+        task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.occurrence_id}")
+        self._in_flight[job.occurrence_id] = task
+        task.add_done_callback(lambda _t, key=job.occurrence_id: self._delivery_done(key))
+
+    def _delivery_done(self, key: uuid.UUID) -> None:
+        self._in_flight.pop(key, None)
+        if self._slot_free is not None:
+            self._slot_free.set()
+
+    async def _deliver(self, job: Job) -> None:
+        try:
+            await self._deliver_once(job)
+        except Exception:
+            # A bug, not a delivery failure: the lease runs out and the work is taken again.
+            logger.exception("delivery crashed", extra={"task_id": str(job.task_id)})
+
+    async def _deliver_once(self, job: Job) -> None:
+        started_at = utc_now()
+        delivery = Delivery(
+            url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
+        )
+        outcome = await self._sender.send(delivery)
+        step = await self._record(job, outcome, started_at)
+        extra = {
+            "task_id": str(job.task_id),
+            "occurrence_id": str(job.occurrence_id),
+            "scheduled_for": job.scheduled_for.isoformat(),
+            "trigger": job.trigger,
+            "retry_count": job.attempt,
+            "http_status": outcome.http_status,
+            "duration_ms": outcome.duration_ms,
+            "lateness_ms": round((started_at - job.scheduled_for).total_seconds() * 1000),
+            "step": step,
+        }
+        if outcome.success:
+            logger.info("delivery succeeded", extra=extra)
+        else:
+            logger.warning("delivery failed: %s", outcome.message, extra=extra)
+        if step in ("retry", "rate_limited"):
+            self.wake()  # the retry may be due before whatever the loop is sleeping towards
+
+    async def _record(self, job: Job, outcome: Outcome, started_at: datetime) -> str:
+        """Record the attempt, retrying briefly if the database hiccups. If it stays down, the
+        lease runs out and the occurrence is delivered again (at least once, never lost)."""
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                return await self._db(self._record_in_db, job, outcome, started_at)
+            except SQLAlchemyError as exc:
+                if attempt == RECORD_ATTEMPTS:
+                    logger.error(
+                        "could not record a delivery; it will be retried after its lease",
+                        extra={"task_id": str(job.task_id), "error": type(exc).__name__},
+                    )
+                    return "unrecorded"
+                await asyncio.sleep(min(DB_RETRY_MAX_SECONDS, 0.2 * 2**attempt))
+        return "unrecorded"  # pragma: no cover (the loop always returns)
+
+    # -- database work (runs in the scheduler's threads) -----------------------------------------
+
+    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    def _claim(self, limit: int) -> list[Job]:
+        settings = self._settings
+        with transaction(self._factory) as session:
+            return claims.claim_due(
+                session,
+                now=utc_now(),
+                owner=self.owner,
+                lease=timedelta(seconds=settings.scheduler_lease_seconds),
+                limit=limit,
+                grace=timedelta(seconds=settings.misfire_grace_seconds),
+            )
+
+    def _next_wake(self) -> datetime | None:
+        with transaction(self._factory) as session:
+            return claims.next_wake_at(session)
+
+    def _record_in_db(self, job: Job, outcome: Outcome, started_at: datetime) -> str:
+        with transaction(self._factory) as session:
+            return claims.record_attempt(
+                session,
+                job=job,
+                outcome=outcome,
+                started_at=started_at,
+                now=utc_now(),
+                owner=self.owner,
+                rules=self._rules,
+            )
+
+    def _release(self, occurrence_ids: list[uuid.UUID]) -> int:
+        with transaction(self._factory) as session:
+            return claims.release(
+                session, occurrence_ids=occurrence_ids, owner=self.owner, now=utc_now()
+            )
+
+    def _prune(self) -> int:
+        with transaction(self._factory) as session:
+            return claims.prune_finished(session, now=utc_now())

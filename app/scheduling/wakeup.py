@@ -1,0 +1,103 @@
+"""Waking schedulers when due work moves earlier (a task created, changed, or run by hand).
+
+Services call `request_wake(session)` inside the transaction that made the change. After the
+commit, schedulers in this process are woken through the session factory's `after_commit` hook;
+on PostgreSQL the same transaction also sends `NOTIFY`, which reaches the schedulers of every
+replica (PostgreSQL delivers it at commit, never for a transaction that rolled back).
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+WAKE_CHANNEL = "insignia_scheduler"
+_WAKE_FLAG = "wake_scheduler"
+
+
+def request_wake(session: Session) -> None:
+    """Ask schedulers to look at the due work again once this transaction commits."""
+    session.info[_WAKE_FLAG] = True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+def on_committed_wake(factory: sessionmaker[Session], callback: Callable[[], None]) -> None:
+    """Call `callback` after each commit of a session from `factory` that requested a wake."""
+
+    @event.listens_for(factory, "after_commit")
+    def _after_commit(session: Session) -> None:
+        if session.info.pop(_WAKE_FLAG, False):
+            callback()
+
+    @event.listens_for(factory, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(_WAKE_FLAG, None)
+
+
+class PostgresWakeListener:
+    """LISTENs on a dedicated connection and calls `on_wake` for each notification.
+
+    The connection is watched by the event loop (`add_reader`), so listening costs nothing while
+    nothing happens. If the connection breaks, `active` turns False and the scheduler falls back
+    to short polling until `connect` succeeds again.
+    """
+
+    def __init__(self, engine: Engine, on_wake: Callable[[], None]) -> None:
+        self._engine = engine
+        self._on_wake = on_wake
+        self._connection: Any = None
+        self._fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._connection is not None
+
+    async def connect(self) -> None:
+        """Open the listening connection (blocking work runs in a thread)."""
+        self._loop = asyncio.get_running_loop()
+        connection = await asyncio.to_thread(self._open)
+        self._connection, self._fd = connection, connection.fileno()
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    def _open(self) -> Any:
+        dialect = self._engine.dialect
+        args, kwargs = dialect.create_connect_args(self._engine.url)
+        connection = dialect.loaded_dbapi.connect(*args, **kwargs)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {WAKE_CHANNEL}")
+        return connection
+
+    def _on_readable(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.poll()
+        except Exception:
+            logger.warning("scheduler wake-up connection lost; polling until it is back")
+            self.close()
+            self._on_wake()
+            return
+        if connection.notifies:
+            connection.notifies.clear()
+            self._on_wake()
+
+    def close(self) -> None:
+        """Stop listening and close the connection."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._loop is not None and self._fd is not None:
+            self._loop.remove_reader(self._fd)
+        try:
+            connection.close()
+        except Exception:  # already broken; nothing more to release
+            logger.debug("closing a broken wake-up connection failed", exc_info=True)

@@ -156,27 +156,69 @@ class AttemptRules:
     max_rate_limit_wait_seconds: float
 
 
-def record_attempt(
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """A finished delivery attempt waiting to be recorded."""
+
+    job: Job
+    outcome: Outcome
+    started_at: datetime
+
+
+def record_attempts(
+    session: Session, *, attempts: list[Attempt], now: datetime, owner: str, rules: AttemptRules
+) -> list[str]:
+    """Write each attempt's log row and move its occurrence and task on, all in one transaction.
+
+    Returns the step taken for each attempt: `finished`, `retry`, `rate_limited`, `deactivated`,
+    or `lost` (the task is gone, or another scheduler holds the occurrence now: the log row is
+    still written when the task exists). Rows are locked in id order so that concurrent
+    recorders never deadlock.
+    """
+    task_ids = sorted({a.job.task_id for a in attempts})
+    tasks = {
+        task.id: task
+        for task in session.scalars(
+            select(Task).where(Task.id.in_(task_ids)).order_by(Task.id).with_for_update()
+        )
+    }
+    occurrence_ids = sorted(a.job.occurrence_id for a in attempts)
+    occurrences = {
+        occurrence.id: occurrence
+        for occurrence in session.scalars(
+            select(Occurrence)
+            .where(Occurrence.id.in_(occurrence_ids), Occurrence.lease_owner == owner)
+            .order_by(Occurrence.id)
+            .with_for_update()
+        )
+    }
+    steps = [
+        _record_one(
+            session,
+            attempt,
+            tasks.get(attempt.job.task_id),
+            occurrences.get(attempt.job.occurrence_id),
+            now=now,
+            rules=rules,
+        )
+        for attempt in attempts
+    ]
+    session.flush()
+    return steps
+
+
+def _record_one(
     session: Session,
+    attempt: Attempt,
+    task: Task | None,
+    occurrence: Occurrence | None,
     *,
-    job: Job,
-    outcome: Outcome,
-    started_at: datetime,
     now: datetime,
-    owner: str,
     rules: AttemptRules,
 ) -> str:
-    """Write the attempt's log row and move the occurrence and task on. Returns the step taken:
-    `finished`, `retry`, `rate_limited`, `deactivated`, or `lost` (the task is gone or another
-    scheduler holds the occurrence now; the log row is written all the same when possible)."""
-    task = session.scalars(select(Task).where(Task.id == job.task_id).with_for_update()).first()
     if task is None:
         return "lost"
-    occurrence = session.scalars(
-        select(Occurrence)
-        .where(Occurrence.id == job.occurrence_id, Occurrence.lease_owner == owner)
-        .with_for_update()
-    ).first()
+    job, outcome = attempt.job, attempt.outcome
     retry_time = rules.retry_at(job.attempt + 1, now)
     step, message = _next_step(
         job,
@@ -186,13 +228,14 @@ def record_attempt(
         retry_time=retry_time,
         rules=rules,
     )
+    status = "success" if outcome.success else "failed"
     session.add(
         TaskLog(
             id=uuid.uuid4(),
             task_id=job.task_id,
-            execution_time=started_at,
+            execution_time=attempt.started_at,
             scheduled_for=job.scheduled_for,
-            status="success" if outcome.success else "failed",
+            status=status,
             retry_count=job.attempt,
             message=message,
             http_status=outcome.http_status,
@@ -202,28 +245,24 @@ def record_attempt(
             created_at=now,
         )
     )
-    task.last_run_at = started_at
-    task.last_status = "success" if outcome.success else "failed"
+    if task.last_run_at is None or attempt.started_at >= task.last_run_at:
+        task.last_run_at, task.last_status = attempt.started_at, status
     if occurrence is None:
-        session.flush()
         return "lost"
+    occurrence.lease_owner = None
     if step == "retry":
         occurrence.attempt = job.attempt + 1
         occurrence.available_at = retry_time
-        occurrence.lease_owner = None
     elif step == "rate_limited":
         wait = outcome.retry_after or 0.0
         occurrence.rate_limit_wait_seconds += wait
         occurrence.available_at = now + timedelta(seconds=wait)
-        occurrence.lease_owner = None
     else:
         occurrence.available_at = None
-        occurrence.lease_owner = None
         occurrence.finished_at = now
         step = _finish_task(task, job, outcome, step=step, now=now)
         if task.status != "active":
             cancel_pending(session, task_id=task.id, now=now)
-    session.flush()
     return step
 
 

@@ -31,10 +31,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import transaction
 from app.delivery.retry import retry_at
-from app.delivery.sender import Delivery, Outcome, Sender
+from app.delivery.sender import Delivery, Sender
 from app.models import utc_now
 from app.scheduling import claims
-from app.scheduling.claims import AttemptRules, Job
+from app.scheduling.claims import Attempt, AttemptRules, Job
 from app.scheduling.wakeup import PostgresWakeListener
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ PRUNE_EVERY_SECONDS = 600.0
 DB_RETRY_MAX_SECONDS = 30.0
 LISTENER_RETRY_SECONDS = 5.0
 RECORD_ATTEMPTS = 5
+RECORD_BATCH = 500
+RECORD_FLUSH_SECONDS = 3.0
+# Claiming pauses while this many sent attempts wait to be recorded (the database is slow).
+MAX_UNRECORDED = 2000
 
 
 def _describe(exc: BaseException) -> str:
@@ -88,6 +92,8 @@ class Scheduler:
         self._wake_event: asyncio.Event | None = None
         self._slot_free: asyncio.Event | None = None
         self._main: asyncio.Task[None] | None = None
+        self._recorder: asyncio.Task[None] | None = None
+        self._attempts: asyncio.Queue[Attempt] = asyncio.Queue()
         self._listener: PostgresWakeListener | None = None
         self._listener_retry_at = 0.0
         self._stopping = False
@@ -114,10 +120,12 @@ class Scheduler:
         if self._engine.dialect.name == "postgresql":
             self._listener = PostgresWakeListener(self._engine, self.wake)
         self._main = asyncio.create_task(self._run(), name="scheduler")
+        self._recorder = asyncio.create_task(self._record_loop(), name="scheduler-recorder")
         logger.info("scheduler started", extra={"owner": self.owner})
 
     async def stop(self) -> None:
-        """Stop claiming, give in-flight deliveries the grace period, release the rest."""
+        """Stop claiming, give in-flight deliveries the grace period, record what was sent,
+        and hand back what was not, so that another scheduler can take it at once."""
         self._stopping = True
         self.wake()
         if self._main is not None:
@@ -129,6 +137,11 @@ class Scheduler:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._attempts.join(), timeout=RECORD_FLUSH_SECONDS)
+        if self._recorder is not None:
+            self._recorder.cancel()
+            await asyncio.gather(self._recorder, return_exceptions=True)
         if unfinished:
             with contextlib.suppress(SQLAlchemyError):
                 await self._db(self._release, unfinished)
@@ -169,7 +182,7 @@ class Scheduler:
             self._heartbeat = time.monotonic()
             await self._ensure_listener()
             free = self._settings.max_concurrent_deliveries - len(self._in_flight)
-            if free <= 0:
+            if free <= 0 or self._attempts.qsize() >= MAX_UNRECORDED:
                 await self._wait_for_slot()
                 continue
             limit = min(self._settings.scheduler_batch_size, free)
@@ -268,40 +281,41 @@ class Scheduler:
             url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
         )
         outcome = await self._sender.send(delivery)
-        step = await self._record(job, outcome, started_at)
-        extra = {
-            "task_id": str(job.task_id),
-            "occurrence_id": str(job.occurrence_id),
-            "scheduled_for": job.scheduled_for.isoformat(),
-            "trigger": job.trigger,
-            "retry_count": job.attempt,
-            "http_status": outcome.http_status,
-            "duration_ms": outcome.duration_ms,
-            "lateness_ms": round((started_at - job.scheduled_for).total_seconds() * 1000),
-            "step": step,
-        }
-        if outcome.success:
-            logger.info("delivery succeeded", extra=extra)
-        else:
-            logger.warning("delivery failed: %s", outcome.message, extra=extra)
-        if step in ("retry", "rate_limited"):
-            self.wake()  # the retry may be due before whatever the loop is sleeping towards
+        self._attempts.put_nowait(Attempt(job=job, outcome=outcome, started_at=started_at))
 
-    async def _record(self, job: Job, outcome: Outcome, started_at: datetime) -> str:
-        """Record the attempt, retrying briefly if the database hiccups. If it stays down, the
-        lease runs out and the occurrence is delivered again (at least once, never lost)."""
+    async def _record_loop(self) -> None:
+        """Record finished attempts in batches: whatever has piled up, in one transaction."""
+        while True:
+            batch = [await self._attempts.get()]
+            while len(batch) < RECORD_BATCH and not self._attempts.empty():
+                batch.append(self._attempts.get_nowait())
+            try:
+                steps = await self._record(batch)
+                for attempt, step in zip(batch, steps, strict=True):
+                    _log_attempt(attempt, step)
+                if {"retry", "rate_limited"} & set(steps):
+                    self.wake()  # a retry may be due before what the loop sleeps towards
+            finally:
+                for _ in batch:
+                    self._attempts.task_done()
+                if self._slot_free is not None:
+                    self._slot_free.set()
+
+    async def _record(self, batch: list[Attempt]) -> list[str]:
+        """Record a batch, retrying while the database hiccups. If it stays down, the leases run
+        out and the occurrences are delivered again (at least once, never lost)."""
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
-                return await self._db(self._record_in_db, job, outcome, started_at)
+                return await self._db(self._record_in_db, batch)
             except SQLAlchemyError as exc:
                 if attempt == RECORD_ATTEMPTS:
                     logger.error(
-                        "could not record a delivery; it will be retried after its lease",
-                        extra={"task_id": str(job.task_id), "error": type(exc).__name__},
+                        "could not record deliveries; they will be sent again after their lease",
+                        extra={"count": len(batch), "error": _describe(exc)},
                     )
-                    return "unrecorded"
+                    return ["unrecorded"] * len(batch)
                 await asyncio.sleep(min(DB_RETRY_MAX_SECONDS, 0.2 * 2**attempt))
-        return "unrecorded"  # pragma: no cover (the loop always returns)
+        return ["unrecorded"] * len(batch)  # pragma: no cover (the loop always returns)
 
     # -- database work (runs in the scheduler's threads) -----------------------------------------
 
@@ -325,16 +339,10 @@ class Scheduler:
         with transaction(self._factory) as session:
             return claims.next_wake_at(session)
 
-    def _record_in_db(self, job: Job, outcome: Outcome, started_at: datetime) -> str:
+    def _record_in_db(self, batch: list[Attempt]) -> list[str]:
         with transaction(self._factory) as session:
-            return claims.record_attempt(
-                session,
-                job=job,
-                outcome=outcome,
-                started_at=started_at,
-                now=utc_now(),
-                owner=self.owner,
-                rules=self._rules,
+            return claims.record_attempts(
+                session, attempts=batch, now=utc_now(), owner=self.owner, rules=self._rules
             )
 
     def _release(self, occurrence_ids: list[uuid.UUID]) -> int:
@@ -346,3 +354,23 @@ class Scheduler:
     def _prune(self) -> int:
         with transaction(self._factory) as session:
             return claims.prune_finished(session, now=utc_now())
+
+
+def _log_attempt(attempt: Attempt, step: str) -> None:
+    """One log event per attempt: what happened and how late it was, never the URL."""
+    job, outcome = attempt.job, attempt.outcome
+    extra = {
+        "task_id": str(job.task_id),
+        "occurrence_id": str(job.occurrence_id),
+        "scheduled_for": job.scheduled_for.isoformat(),
+        "trigger": job.trigger,
+        "retry_count": job.attempt,
+        "http_status": outcome.http_status,
+        "duration_ms": outcome.duration_ms,
+        "lateness_ms": round((attempt.started_at - job.scheduled_for).total_seconds() * 1000),
+        "step": step,
+    }
+    if outcome.success:
+        logger.info("delivery succeeded", extra=extra)
+    else:
+        logger.warning("delivery failed: %s", outcome.message, extra=extra)

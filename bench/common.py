@@ -1,0 +1,75 @@
+"""What the benchmarks share: throw-away databases, the receiver process, percentiles."""
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app.config import normalize_database_url
+from app.db import create_db_engine
+from tests.support import ROOT, free_port, wait_until
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+BENCH_TOKEN = "bench-token-0123456789abcdef"
+
+
+@contextlib.contextmanager
+def temporary_database(kind: str) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{Path(folder) / 'bench.db'}"
+        return
+    base = normalize_database_url(os.environ.get("BENCH_DATABASE_URL", DEFAULT_POSTGRES))
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_db_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def running_receiver() -> Iterator[str]:
+    """The fast receiver of bench/receiver.py in its own process; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "receiver.py"), "--port", str(port)]
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/stats", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(up, timeout=10, what="the benchmark receiver")
+        yield base
+    finally:
+        process.kill()
+        process.wait()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of `values` (fraction in 0..1)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]

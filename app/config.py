@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     misfire_grace_seconds: float = Field(default=60.0, ge=0)
     max_rate_limit_wait_seconds: float = Field(default=300.0, ge=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=60)
+    discord_extra_hosts: str = ""
+    alert_webhook_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -48,6 +50,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("alert_webhook_url", mode="before")
+    @classmethod
+    def _empty_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("api_token", mode="before")
     @classmethod
@@ -75,6 +82,13 @@ class Settings(BaseSettings):
                 "still being delivered would be taken over by another scheduler"
             )
         return self
+
+    @property
+    def discord_hosts(self) -> frozenset[str]:
+        """Hosts (or host:port) treated as Discord besides discord.com and its variants."""
+        return frozenset(
+            host.strip().lower() for host in self.discord_extra_hosts.split(",") if host.strip()
+        )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
@@ -12,10 +13,24 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
+# A Discord webhook URL's last segment is its secret token; whatever logs a URL, it goes out as ***.
+_WEBHOOK_TOKEN = re.compile(r"(/api/(?:v\d+/)?webhooks/[^/\s\"']+/)[^\s?#\"'&]+")
+# Libraries that log full request URLs at INFO or DEBUG; they are kept to warnings and above.
+_URL_LOGGING_LIBRARIES = ("httpx", "httpcore", "aiohttp", "hpack")
+
+
+def redact_secrets(line: str) -> str:
+    """`line` with any webhook token replaced by ***."""
+    return _WEBHOOK_TOKEN.sub(r"\1***", line)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, event, and the fields given in `extra`."""
 
     def format(self, record: logging.LogRecord) -> str:
+        return redact_secrets(self._format(record))
+
+    def _format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
@@ -43,7 +58,7 @@ class TextFormatter(logging.Formatter):
             for key, value in record.__dict__.items()
             if key not in _STANDARD_ATTRS and not key.startswith("_")
         ]
-        return f"{line} {' '.join(fields)}" if fields else line
+        return redact_secrets(f"{line} {' '.join(fields)}" if fields else line)
 
 
 def configure_logging(level: str, fmt: str) -> None:
@@ -56,3 +71,5 @@ def configure_logging(level: str, fmt: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name in _URL_LOGGING_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

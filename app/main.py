@@ -14,6 +14,7 @@ from app.api import health, task_logs, tasks
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
+from app.delivery.client import create_http_client
 from app.delivery.sender import Sender
 from app.migrations import upgrade_database
 from app.scheduling.scheduler import Scheduler
@@ -62,9 +63,15 @@ async def running_scheduler(
             )
             yield None
             return
-    sender = Sender(
-        timeout_seconds=settings.delivery_timeout_seconds,
+    client = create_http_client(
         max_connections=settings.max_concurrent_deliveries,
+        allow_private=settings.allow_private_webhook_targets,
+    )
+    sender = Sender(
+        client=client,
+        timeout_seconds=settings.delivery_timeout_seconds,
+        allow_private=settings.allow_private_webhook_targets,
+        discord_hosts=settings.discord_hosts,
     )
     scheduler = Scheduler(engine=engine, session_factory=factory, settings=settings, sender=sender)
     on_committed_wake(factory, scheduler.wake)

@@ -76,6 +76,8 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._scripts: dict[str, list[Answer]] = {}
+        self._buckets: dict[str, dict] = {}
+        self._over_limit: dict[str, int] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
@@ -100,6 +102,47 @@ class WebhookReceiver:
         """Answer the next requests to this webhook with `answers`, then with the default."""
         with self._lock:
             self._scripts.setdefault(webhook_id, []).extend(answers)
+
+    def rate_limit(self, webhook_id: str, *, limit: int, per: float) -> None:
+        """Give this webhook a Discord-style bucket: `limit` requests per `per` seconds, told in
+        X-RateLimit-* headers; a request over it gets 429 with `retry_after`."""
+        with self._lock:
+            self._buckets[webhook_id] = {"limit": limit, "per": per, "used": 0, "reset": 0.0}
+
+    def rejected(self, webhook_id: str) -> int:
+        """How many requests to this webhook its bucket answered with 429."""
+        with self._lock:
+            return self._over_limit.get(webhook_id, 0)
+
+    def _bucket_answer(self, webhook_id: str, answer: Answer) -> Answer:
+        with self._lock:
+            bucket = self._buckets.get(webhook_id)
+            if bucket is None:
+                return answer
+            now = time.monotonic()
+            if now >= bucket["reset"]:
+                bucket["used"], bucket["reset"] = 0, now + bucket["per"]
+            reset_after = round(bucket["reset"] - now, 3)
+            if bucket["used"] >= bucket["limit"]:
+                self._over_limit[webhook_id] = self._over_limit.get(webhook_id, 0) + 1
+                limited = rate_limited(reset_after)
+                return Answer(
+                    limited.status,
+                    limited.body,
+                    limited.headers
+                    | {
+                        "X-RateLimit-Limit": str(bucket["limit"]),
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset-After": str(reset_after),
+                    },
+                )
+            bucket["used"] += 1
+            headers = {
+                "X-RateLimit-Limit": str(bucket["limit"]),
+                "X-RateLimit-Remaining": str(bucket["limit"] - bucket["used"]),
+                "X-RateLimit-Reset-After": str(reset_after),
+            }
+            return Answer(answer.status, answer.body, answer.headers | headers, answer.delay)
 
     def received(self, webhook_id: str | None = None) -> list[Received]:
         with self._lock:
@@ -173,6 +216,7 @@ class WebhookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver._record(Received(arrived, webhook_id, parts.path, query, headers, body))
                 answer = receiver._next_answer(webhook_id, query.get("wait") == ["true"])
+                answer = receiver._bucket_answer(webhook_id, answer)
                 if answer.delay:
                     time.sleep(answer.delay)
                 payload = b"" if answer.body is None else json.dumps(answer.body).encode()

@@ -22,6 +22,7 @@ limits. Whether plain http is an acceptable target at all is not decided here.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
@@ -33,6 +34,7 @@ __all__ = [
     "is_discord_webhook_url",
     "redact_url",
     "validate_discord_payload",
+    "webhook_id",
     "with_wait_true",
 ]
 
@@ -90,24 +92,36 @@ def _port(parts: SplitResult) -> int | None:
         return -1
 
 
-def _is_discord_parts(parts: SplitResult) -> bool:
+def _is_discord_parts(parts: SplitResult, extra_hosts: Collection[str] = ()) -> bool:
     if parts.scheme not in _DEFAULT_PORTS:
         return False
     host = (parts.hostname or "").lower()
     if host.endswith("."):
         host = host[:-1]
+    port = _port(parts)
+    if host in extra_hosts or (port is not None and f"{host}:{port}" in extra_hosts):
+        return _WEBHOOK_PATH.match(parts.path) is not None
     if host not in DISCORD_HOSTS:
         return False
-    port = _port(parts)
     if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
         return False
     return _WEBHOOK_PATH.match(parts.path) is not None
 
 
-def is_discord_webhook_url(url: str) -> bool:
-    """True if ``url`` is an http(s) URL on a Discord host with an ``/api[/vN]/webhooks/`` path."""
+def is_discord_webhook_url(url: str, extra_hosts: Collection[str] = ()) -> bool:
+    """True if ``url`` is an http(s) URL on a Discord host with an ``/api[/vN]/webhooks/`` path.
+
+    ``extra_hosts`` (lower-case ``host`` or ``host:port``) are treated as Discord too: a
+    Discord-compatible relay, or a test double."""
     parts = _split(url)
-    return parts is not None and _is_discord_parts(parts)
+    return parts is not None and _is_discord_parts(parts, extra_hosts)
+
+
+def webhook_id(url: str) -> str:
+    """The webhook's id segment of a Discord webhook URL ("" when there is none)."""
+    parts = _split(url)
+    match = _WEBHOOK_PATH.match(parts.path) if parts is not None else None
+    return match.group(2).split("/", 1)[0] if match else ""
 
 
 def with_wait_true(url: str) -> str:

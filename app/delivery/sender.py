@@ -1,19 +1,38 @@
 """Sending one webhook request and saying what came of it.
 
-`Sender.send` never raises for anything the network or the receiver does: every result is an
-`Outcome`, which says whether it succeeded and, if not, whether trying again can help
-(`permanent`) and whether the receiver asked us to wait (`retry_after`).
+`Sender.send` never raises for anything the network or the receiver does; every result is an
+`Outcome`:
+
+    Outcome
+    ├── success                       2xx
+    ├── failure, transient            network errors, timeouts, 408, 5xx: retry with backoff
+    ├── failure, permanent            other 4xx, redirects, refused targets: never retried
+    ├── failure with retry_after      429: wait as told; does not spend a retry
+    └── deferred                      nothing sent: Discord pacing asked for a long wait
+
+Discord webhooks (see `app.delivery.discord`) are sent with `?wait=true`, so that a 200 with the
+created message proves the delivery and the log keeps the message id, and are paced by
+`DiscordPacer`. Messages name no URL: webhook URLs carry their secret token.
 """
 
+import asyncio
+import json
+import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 
-from app import __version__
+from app.delivery.discord import is_discord_webhook_url, webhook_id, with_wait_true
+from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.delivery.pacing import DiscordPacer, retry_after_seconds
 
-USER_AGENT = f"InsigniaTaskScheduler/{__version__} (+webhook scheduler)"
 RESPONSE_BODY_LIMIT = 1024
+# Pacing waits up to this long in place; longer, the occurrence is rescheduled instead.
+INLINE_PACING_SECONDS = 2.0
+TRANSIENT_4XX = frozenset({408})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,71 +46,165 @@ class Delivery:
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
-    """What came of one attempt."""
+    """What came of one attempt (`deferred`: nothing was sent, try again after retry_after)."""
 
     success: bool
     message: str
-    duration_ms: int
+    duration_ms: int = 0
     http_status: int | None = None
     response_body: str | None = None
     permanent: bool = False
     retry_after: float | None = None
+    deferred: bool = False
 
 
 class Sender:
-    """Posts deliveries through one shared HTTP client (connection pooling, no redirects)."""
+    """Posts deliveries through one shared HTTP client and classifies the answers."""
 
-    def __init__(self, *, timeout_seconds: float, max_connections: int = 100) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
-        self._timeout_seconds = timeout_seconds
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        timeout_seconds: float,
+        allow_private: bool,
+        discord_hosts: Collection[str] = (),
+        pacer: DiscordPacer | None = None,
+    ) -> None:
+        self._client = client
+        self._timeout = timeout_seconds
+        self._allow_private = allow_private
+        self._discord_hosts = discord_hosts
+        self._pacer = pacer or DiscordPacer()
 
     async def send(self, delivery: Delivery) -> Outcome:
-        """POST the payload as JSON and classify the answer."""
+        """POST the payload as JSON to the delivery's URL and classify what happened."""
+        url = delivery.url
+        try:
+            check_url_target(url, allow_private=self._allow_private)
+        except UnsafeTargetError as exc:
+            return Outcome(success=False, message=f"refused: {exc}", permanent=True)
+        if not is_discord_webhook_url(url, self._discord_hosts):
+            return await self._attempt(url, delivery, webhook=None)
+        url = with_wait_true(url)
+        webhook = webhook_id(url)
+        wait = await self._pacer.wait_turn(webhook, max_wait=INLINE_PACING_SECONDS)
+        if wait is not None:
+            return Outcome(
+                success=False,
+                message=f"paced for Discord's rate limit; sending in {wait:.1f} s",
+                retry_after=wait,
+                deferred=True,
+            )
+        try:
+            return await self._attempt(url, delivery, webhook=webhook)
+        finally:
+            self._pacer.finished(webhook)
+
+    async def _attempt(self, url: str, delivery: Delivery, *, webhook: str | None) -> Outcome:
+        """One POST within the total deadline, classified."""
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                delivery.url, json=delivery.payload, headers=delivery.headers
-            )
-        except httpx.TimeoutException:
-            return Outcome(
-                success=False,
-                message=f"timed out after {self._timeout_seconds:g} s",
-                duration_ms=_elapsed_ms(started),
-            )
-        except httpx.HTTPError as exc:
-            return Outcome(
-                success=False,
-                message=f"network error: {type(exc).__name__}",
-                duration_ms=_elapsed_ms(started),
-            )
-        body = response.text[:RESPONSE_BODY_LIMIT]
-        status = response.status_code
-        if 200 <= status < 300:
-            message = f"Delivered (HTTP {status})"
-            return Outcome(
-                success=True,
-                message=message,
-                http_status=status,
-                response_body=body,
-                duration_ms=_elapsed_ms(started),
-            )
-        return Outcome(
-            success=False,
-            message=f"HTTP {status} from webhook",
-            http_status=status,
-            response_body=body,
+            async with asyncio.timeout(self._timeout):
+                status, headers, body = await self._post(url, delivery)
+        except Exception as exc:  # every failure becomes an outcome; unknown ones re-raise
+            return self._failure_from(exc, started)
+        document = _json(body)
+        if webhook is not None:
+            self._pacer.observe(webhook, status=status, headers=headers, body=document)
+        return classify(
+            status,
+            headers=headers,
+            body=body,
+            document=document,
             duration_ms=_elapsed_ms(started),
         )
 
+    async def _post(self, url: str, delivery: Delivery) -> tuple[int, dict[str, str], str]:
+        """The status, lower-cased headers and first KiB of the body of one POST."""
+        async with self._client.stream(
+            "POST", url, json=delivery.payload, headers=delivery.headers
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= RESPONSE_BODY_LIMIT:
+                    break
+            body = b"".join(chunks)[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            return response.status_code, headers, body
+
+    def _failure_from(self, exc: Exception, started: float) -> Outcome:
+        """The outcome of a request that got no answer. The transport wraps aiohttp's errors in
+        httpx ones (not always faithfully), so the original cause decides."""
+        cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+        elapsed = _elapsed_ms(started)
+        if isinstance(cause, UnsafeTargetError):
+            return Outcome(
+                success=False, message=f"refused: {cause}", permanent=True, duration_ms=elapsed
+            )
+        if isinstance(cause, TimeoutError | httpx.TimeoutException):
+            message = f"timed out after {self._timeout:g} s"
+            return Outcome(success=False, message=message, duration_ms=elapsed)
+        if isinstance(cause, httpx.HTTPError | aiohttp.ClientError | OSError):
+            return Outcome(success=False, message=_network_error(cause), duration_ms=elapsed)
+        raise exc
+
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def classify(
+    status: int,
+    *,
+    headers: dict[str, str],
+    body: str,
+    document: object = None,
+    duration_ms: int = 0,
+) -> Outcome:
+    """The outcome of an HTTP answer (headers lower-cased; `document` the parsed JSON body)."""
+    common = {"http_status": status, "response_body": body, "duration_ms": duration_ms}
+    if 200 <= status < 300:
+        message_id = document.get("id") if isinstance(document, dict) else None
+        suffix = f", Discord message {message_id}" if message_id else ""
+        return Outcome(success=True, message=f"Delivered (HTTP {status}{suffix})", **common)
+    if status == 429:
+        wait = retry_after_seconds(headers, document)
+        return Outcome(success=False, message="rate limited (HTTP 429)", retry_after=wait, **common)
+    if status >= 500 or status in TRANSIENT_4XX:
+        return Outcome(success=False, message=f"HTTP {status} from webhook", **common)
+    return Outcome(
+        success=False, message=_permanent_reason(status, document), permanent=True, **common
+    )
+
+
+def _permanent_reason(status: int, document: object) -> str:
+    detail = document.get("message") if isinstance(document, dict) else None
+    said = f": {str(detail)[:200]}" if detail else ""
+    if 300 <= status < 400:
+        return f"webhook answered with a redirect (HTTP {status}), which is not followed"
+    if status in (404, 410):
+        return f"webhook no longer exists (HTTP {status}){said}"
+    if status in (401, 403):
+        return f"webhook refused the request (HTTP {status}){said}"
+    return f"webhook rejected the request (HTTP {status}){said}"
+
+
+def _network_error(cause: BaseException) -> str:
+    """A short description of a failed connection: what the OS said, never the URL."""
+    os_error = getattr(cause, "os_error", None) or (cause if isinstance(cause, OSError) else None)
+    code = getattr(os_error, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return f"network error: {os.strerror(code).lower()}"
+    return f"network error: {type(cause).__name__}"
+
+
+def _json(body: str) -> object:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
 
 
 def _elapsed_ms(started: float) -> int:

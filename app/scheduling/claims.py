@@ -35,6 +35,7 @@ class Job:
     webhook_url: str
     payload: dict
     max_retry: int
+    task_name: str
 
 
 def claim_due(
@@ -145,6 +146,7 @@ def _job(task: Task, occurrence_id, scheduled_for, trigger, attempt) -> Job:
         webhook_url=task.webhook_url,
         payload=task.payload,
         max_retry=task.max_retry,
+        task_name=task.name,
     )
 
 
@@ -219,6 +221,13 @@ def _record_one(
     if task is None:
         return "lost"
     job, outcome = attempt.job, attempt.outcome
+    if outcome.deferred:
+        # Nothing was sent (pacing): no log row, no retry spent, just a later time.
+        if occurrence is None:
+            return "lost"
+        occurrence.lease_owner = None
+        occurrence.available_at = now + timedelta(seconds=outcome.retry_after or 1.0)
+        return "deferred"
     retry_time = rules.retry_at(job.attempt + 1, now)
     step, message = _next_step(
         job,

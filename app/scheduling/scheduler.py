@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import transaction
+from app.delivery.discord import is_discord_webhook_url
 from app.delivery.retry import retry_at
-from app.delivery.sender import Delivery, Sender
+from app.delivery.sender import Delivery, Outcome, Sender
 from app.models import utc_now
 from app.scheduling import claims
 from app.scheduling.claims import Attempt, AttemptRules, Job
@@ -94,6 +95,7 @@ class Scheduler:
         self._main: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._attempts: asyncio.Queue[Attempt] = asyncio.Queue()
+        self._alerts: set[asyncio.Task[Outcome]] = set()
         self._listener: PostgresWakeListener | None = None
         self._listener_retry_at = 0.0
         self._stopping = False
@@ -293,13 +295,36 @@ class Scheduler:
                 steps = await self._record(batch)
                 for attempt, step in zip(batch, steps, strict=True):
                     _log_attempt(attempt, step)
-                if {"retry", "rate_limited"} & set(steps):
+                    if step == "deactivated":
+                        self._alert_deactivated(attempt)
+                if {"retry", "rate_limited", "deferred"} & set(steps):
                     self.wake()  # a retry may be due before what the loop sleeps towards
             finally:
                 for _ in batch:
                     self._attempts.task_done()
                 if self._slot_free is not None:
                     self._slot_free.set()
+
+    def _alert_deactivated(self, attempt: Attempt) -> None:
+        """Tell ALERT_WEBHOOK_URL (when set) that a task was deactivated, and why."""
+        url = self._settings.alert_webhook_url
+        if not url:
+            return
+        job = attempt.job
+        text = (
+            f'Task "{job.task_name}" ({job.task_id}) was deactivated: {attempt.outcome.message}'
+        )[:2000]
+        payload: dict = {"content": text}
+        if not is_discord_webhook_url(url, self._settings.discord_hosts):
+            payload |= {
+                "event": "task_deactivated",
+                "task_id": str(job.task_id),
+                "task_name": job.task_name,
+                "reason": attempt.outcome.message,
+            }
+        alert = asyncio.create_task(self._sender.send(Delivery(url=url, payload=payload)))
+        self._alerts.add(alert)
+        alert.add_done_callback(self._alerts.discard)
 
     async def _record(self, batch: list[Attempt]) -> list[str]:
         """Record a batch, retrying while the database hiccups. If it stays down, the leases run
@@ -370,7 +395,9 @@ def _log_attempt(attempt: Attempt, step: str) -> None:
         "lateness_ms": round((attempt.started_at - job.scheduled_for).total_seconds() * 1000),
         "step": step,
     }
-    if outcome.success:
+    if outcome.deferred:
+        logger.debug("delivery deferred: %s", outcome.message, extra=extra)
+    elif outcome.success:
         logger.info("delivery succeeded", extra=extra)
     else:
         logger.warning("delivery failed: %s", outcome.message, extra=extra)

@@ -173,7 +173,7 @@ def _check_task_fields(fields: dict[str, Any], *, settings: Settings) -> None:
         check_url_target(url, allow_private=settings.allow_private_webhook_targets)
     except UnsafeTargetError as exc:
         raise InvalidField("webhook_url", str(exc)) from None
-    if is_discord_webhook_url(url):
+    if is_discord_webhook_url(url, settings.discord_hosts):
         problems = validate_discord_payload(fields["payload"])
         if problems:
             raise InvalidField("payload", "; ".join(problems))

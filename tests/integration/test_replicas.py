@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TEST_TOKEN
 from tests.receiver import Answer, WebhookReceiver
-from tests.support import ServiceProcess, wait_until
+from tests.support import ServiceProcess, free_port, wait_until
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 
@@ -180,3 +180,39 @@ def test_two_replicas_send_each_occurrence_exactly_once(
     else:
         assert min(delivered) > 0, f"both replicas should have delivered: {delivered}"
     assert sum(delivered) == len(got)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_webhook_token_in_the_logs_even_at_debug(
+    database_url: str, receiver: WebhookReceiver, processes, tmp_path: Path, log_format: str
+):
+    token = "Tok3n-that-must-never-be-logged"
+    env = service_env(
+        database_url,
+        LOG_LEVEL="DEBUG",
+        LOG_FORMAT=log_format,
+        DISCORD_EXTRA_HOSTS="127.0.0.1",
+        RETRY_BACKOFF_BASE_SECONDS="0.1",
+    )
+    receiver.script("ok", Answer(204))
+    receiver.script("fails", Answer(500), Answer(404, {"message": "Unknown Webhook"}))
+    service = launch(processes, env, tmp_path / "service.log")
+    closed_port = f"http://127.0.0.1:{free_port()}/api/webhooks/9/{token}"
+    urls = [receiver.url("ok", token), receiver.url("fails", token), closed_port]
+    tasks = [
+        post_task(
+            service, name=f"t{i}", schedule="@every 1h", webhook_url=url, payload={"content": "x"}
+        )
+        for i, url in enumerate(urls)
+    ]
+    for task in tasks:
+        httpx.post(f"{service.base_url}/tasks/{task['id']}/execute", headers=AUTH, timeout=10)
+    wait_until(
+        lambda: all(task_logs(service, task["id"]) for task in tasks),
+        timeout=20,
+        what="every task to have a log row",
+    )
+    assert service.terminate(timeout=10)
+    output = service.log()
+    assert "delivery failed" in output and "delivery succeeded" in output
+    assert token not in output

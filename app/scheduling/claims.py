@@ -196,25 +196,28 @@ def record_attempts(
     }
     steps = [
         _record_one(
-            session,
             attempt,
             tasks.get(attempt.job.task_id),
             occurrences.get(attempt.job.occurrence_id),
+            session=session,
             now=now,
             rules=rules,
         )
         for attempt in attempts
     ]
     session.flush()
+    stopped = [task_id for task_id, task in tasks.items() if task.status != "active"]
+    if stopped:
+        cancel_pending(session, task_ids=stopped, now=now)
     return steps
 
 
 def _record_one(
-    session: Session,
     attempt: Attempt,
     task: Task | None,
     occurrence: Occurrence | None,
     *,
+    session: Session,
     now: datetime,
     rules: AttemptRules,
 ) -> str:
@@ -270,8 +273,6 @@ def _record_one(
         occurrence.available_at = None
         occurrence.finished_at = now
         step = _finish_task(task, job, outcome, step=step, now=now)
-        if task.status != "active":
-            cancel_pending(session, task_id=task.id, now=now)
     return step
 
 
@@ -323,18 +324,19 @@ def _finish_task(task: Task, job: Job, outcome: Outcome, *, step: str, now: date
     return "finished" if step == "finished" else "deactivated"
 
 
-def cancel_pending(session: Session, *, task_id: uuid.UUID, now: datetime) -> None:
-    """Finish the task's waiting scheduled occurrences (not manual runs, not ones in flight):
+def cancel_pending(session: Session, *, task_ids: list[uuid.UUID], now: datetime) -> None:
+    """Finish the tasks' waiting scheduled occurrences (not manual runs, not ones in flight):
     an inactive task sends nothing more on its schedule."""
     session.execute(
         update(Occurrence)
         .where(
-            Occurrence.task_id == task_id,
+            Occurrence.task_id.in_(task_ids),
             Occurrence.finished_at.is_(None),
             Occurrence.lease_owner.is_(None),
             Occurrence.trigger != "manual",
         )
         .values(available_at=None, finished_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 

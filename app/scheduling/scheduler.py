@@ -8,8 +8,9 @@ a NOTIFY listener is up). Sleeps are asyncio timeouts, which run on the monotoni
 times are compared with the wall clock when the pass runs, so a stepped clock cannot make a
 sleep overshoot.
 
-Deliveries run as asyncio tasks, at most `max_concurrent_deliveries` at once; a slow webhook holds
-one slot and delays nobody else. Each finished attempt is recorded in its own transaction.
+Deliveries run as asyncio tasks, at most `max_concurrent_deliveries` sending at once (and as
+many again claimed and waiting for a slot); a slow webhook holds one slot and delays nobody
+else. Finished attempts are recorded in batches: one transaction for whatever finished together.
 """
 
 import asyncio
@@ -92,6 +93,7 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
         self._slot_free: asyncio.Event | None = None
+        self._sending: asyncio.Semaphore | None = None
         self._main: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._attempts: asyncio.Queue[Attempt] = asyncio.Queue()
@@ -119,6 +121,7 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._wake_event = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self._sending = asyncio.Semaphore(self._settings.max_concurrent_deliveries)
         if self._engine.dialect.name == "postgresql":
             self._listener = PostgresWakeListener(self._engine, self.wake)
         self._main = asyncio.create_task(self._run(), name="scheduler")
@@ -183,7 +186,9 @@ class Scheduler:
         while not self._stopping:
             self._heartbeat = time.monotonic()
             await self._ensure_listener()
-            free = self._settings.max_concurrent_deliveries - len(self._in_flight)
+            # Claim ahead up to twice the concurrency: a claimed job waits for a sending slot
+            # locally, so claims come in fuller batches (its lease covers the short wait).
+            free = 2 * self._settings.max_concurrent_deliveries - len(self._in_flight)
             if free <= 0 or self._attempts.qsize() >= MAX_UNRECORDED:
                 await self._wait_for_slot()
                 continue
@@ -278,11 +283,13 @@ class Scheduler:
             logger.exception("delivery crashed", extra={"task_id": str(job.task_id)})
 
     async def _deliver_once(self, job: Job) -> None:
-        started_at = utc_now()
+        assert self._sending is not None
         delivery = Delivery(
             url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
         )
-        outcome = await self._sender.send(delivery)
+        async with self._sending:
+            started_at = utc_now()
+            outcome = await self._sender.send(delivery)
         self._attempts.put_nowait(Attempt(job=job, outcome=outcome, started_at=started_at))
 
     async def _record_loop(self) -> None:

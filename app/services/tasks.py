@@ -145,7 +145,7 @@ def _set_status(session: Session, task: Task, status: str) -> None:
     if status == "inactive":
         task.status_reason = PAUSED_REASON
         task.next_run_at = None
-        cancel_pending(session, task_id=task.id, now=utc_now())
+        cancel_pending(session, task_ids=[task.id], now=utc_now())
     else:
         task.status_reason = None
 

@@ -1,0 +1,149 @@
+"""Delivery throughput: deliveries per second, each with its log row written, and CPU per delivery.
+
+N one-time tasks (inserted directly, not through the API: setup is not what is measured) fall
+due at the same instant; the clock runs from that instant until the last log row is committed.
+The service runs as `python main.py` in its own process with MAX_CONCURRENT_DELIVERIES set to
+each level in turn; its CPU time comes from /proc. Request time (p50/p99) is the `duration_ms`
+of the log rows.
+
+    python -m bench.throughput                      # 5,000 deliveries at 10, 50, 200 concurrent
+    python -m bench.throughput --tasks 1000 --db sqlite --quick
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, text
+
+from app.db import create_db_engine
+from app.migrations import upgrade_database
+from app.models import Task, TaskLog
+from bench.common import BENCH_TOKEN, percentile, running_receiver, temporary_database
+from tests.support import ServiceProcess
+
+CONCURRENCY = (10, 50, 200)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def insert_due_tasks(url: str, webhook: str, count: int, due: datetime) -> None:
+    engine = create_db_engine(url)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "name": f"bench {i}",
+            "schedule": None,
+            "run_at": due,
+            "timezone": "UTC",
+            "catchup": "latest",
+            "webhook_url": webhook,
+            "payload": {"n": i},
+            "max_retry": 3,
+            "status": "active",
+            "next_run_at": due,
+            "created_at": due - timedelta(minutes=1),
+            "updated_at": due - timedelta(minutes=1),
+        }
+        for i in range(count)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(Task), rows)
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_notify('insignia_scheduler', '')"))
+    engine.dispose()
+
+
+def run_level(kind: str, url: str, receiver: str, count: int, concurrency: int, logs: Path):
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        for table in ("task_logs", "occurrences", "tasks"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    env = {
+        "DATABASE_URL": url,
+        "API_TOKEN": BENCH_TOKEN,
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "LOG_LEVEL": "WARNING",
+        "MAX_CONCURRENT_DELIVERIES": str(concurrency),
+    }
+    service = ServiceProcess(env, logs / f"{kind}-{concurrency}.log").start()
+    try:
+        assert service.process is not None
+        cpu_before = cpu_seconds(service.process.pid)
+        due = datetime.now(UTC) + timedelta(seconds=2)
+        insert_due_tasks(url, f"{receiver}/hook", count, due)
+        deadline = time.monotonic() + 120
+        done = 0
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                done = conn.execute(select(func.count()).select_from(TaskLog)).scalar_one()
+            if done >= count:
+                break
+            time.sleep(0.05)
+        finished = datetime.now(UTC)
+        cpu = cpu_seconds(service.process.pid) - cpu_before
+        with engine.connect() as conn:
+            durations = [row[0] for row in conn.execute(select(TaskLog.duration_ms))]
+            failed = conn.execute(
+                select(func.count()).select_from(TaskLog).where(TaskLog.status != "success")
+            ).scalar_one()
+    finally:
+        service.terminate()
+        engine.dispose()
+    elapsed = (finished - due).total_seconds()
+    return {
+        "db": kind,
+        "concurrency": concurrency,
+        "delivered": done,
+        "failed": failed,
+        "per_second": done / elapsed,
+        "p50_ms": percentile(durations, 0.5),
+        "p99_ms": percentile(durations, 0.99),
+        "cpu_ms_per_delivery": cpu * 1000 / max(done, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="one level (50 concurrent)")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    levels = (50,) if args.quick else CONCURRENCY
+    print(
+        f"# delivery throughput, {args.tasks} tasks, {os.cpu_count()} cores, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    print(
+        "| db | concurrent | delivered | deliveries/s | request p50 ms | request p99 ms "
+        "| service CPU ms per delivery |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as logs, running_receiver() as receiver:
+        for kind in kinds:
+            with temporary_database(kind) as url:
+                upgrade_database(url)
+                for level in levels:
+                    row = run_level(kind, url, receiver, args.tasks, level, Path(logs))
+                    print(
+                        f"| {row['db']} | {row['concurrency']} | {row['delivered']}"
+                        f"{' (' + str(row['failed']) + ' failed)' if row['failed'] else ''}"
+                        f" | {row['per_second']:,.0f} | {row['p50_ms']:.0f} | {row['p99_ms']:.0f}"
+                        f" | {row['cpu_ms_per_delivery']:.2f} |",
+                        flush=True,
+                    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,8 @@
 """The Alembic migrations are the schema: they must produce exactly what the models describe."""
 
+import subprocess
+import sys
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -7,6 +10,7 @@ from alembic.migration import MigrationContext
 from app.db import create_db_engine
 from app.migrations import alembic_config, upgrade_database
 from app.models import Base
+from tests.support import ROOT
 
 
 def schema_differences(url: str) -> list:
@@ -32,4 +36,15 @@ def test_downgrade_and_upgrade_again(database_url: str):
 def test_upgrade_is_idempotent(database_url: str):
     upgrade_database(database_url)
     upgrade_database(database_url)
+    assert schema_differences(database_url) == []
+
+
+def test_replicas_starting_together_migrate_safely(database_url: str):
+    """Four processes migrate an empty database at the same moment: all succeed."""
+    command.downgrade(alembic_config(database_url), "base")
+    code = "import sys; from app.migrations import upgrade_database; upgrade_database(sys.argv[1])"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code, database_url], cwd=ROOT) for _ in range(4)
+    ]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
     assert schema_differences(database_url) == []

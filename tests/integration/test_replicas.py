@@ -216,3 +216,24 @@ def test_no_webhook_token_in_the_logs_even_at_debug(
     output = service.log()
     assert "delivery failed" in output and "delivery succeeded" in output
     assert token not in output
+
+
+def test_a_change_made_on_another_replica_is_noticed_within_a_second(
+    database_url: str, receiver: WebhookReceiver, processes, tmp_path: Path
+):
+    env = service_env(database_url)
+    launch(processes, env, tmp_path / "scheduler.log")
+    api = launch(processes, {**env, "SCHEDULER_ENABLED": "false"}, tmp_path / "api.log")
+    far = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    task = post_task(
+        api, name="moved", run_at=far, webhook_url=receiver.url("1"), payload={"content": "x"}
+    )
+    soon = datetime.now(UTC) + timedelta(seconds=0.3)
+    moved = httpx.put(
+        f"{api.base_url}/tasks/{task['id']}", json={"run_at": soon.isoformat()}, headers=AUTH
+    )
+    assert moved.status_code == 200
+    (request,) = receiver.wait_for(1, timeout=5)
+    lateness = (request.at - soon).total_seconds()
+    # PostgreSQL wakes the other replica with NOTIFY; SQLite's scheduler polls every second.
+    assert lateness < (1.2 if database_url.startswith("sqlite") else 0.3), lateness

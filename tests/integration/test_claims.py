@@ -1,0 +1,105 @@
+"""The scheduler's claim transactions, directly against the database."""
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from app.db import create_db_engine, create_session_factory, transaction
+from app.models import Occurrence, Task
+from app.scheduling.claims import claim_due
+
+LEASE = timedelta(seconds=30)
+GRACE = timedelta(seconds=60)
+
+
+def add_due_tasks(factory, count: int, due: datetime) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    with transaction(factory) as session:
+        for i, task_id in enumerate(ids):
+            session.add(
+                Task(
+                    id=task_id,
+                    name=f"t{i}",
+                    schedule="@every 1h",
+                    timezone="UTC",
+                    catchup="latest",
+                    webhook_url="https://hooks.example.com/x",
+                    payload={},
+                    max_retry=3,
+                    status="active",
+                    next_run_at=due,
+                    created_at=due - timedelta(hours=1),
+                    updated_at=due,
+                )
+            )
+    return ids
+
+
+def claim(factory, owner: str, limit: int = 1000):
+    with transaction(factory) as session:
+        return claim_due(
+            session, now=datetime.now(UTC), owner=owner, lease=LEASE, limit=limit, grace=GRACE
+        )
+
+
+def test_concurrent_claimers_never_take_the_same_occurrence(database_url: str):
+    engines = [create_db_engine(database_url) for _ in range(4)]
+    factories = [create_session_factory(engine) for engine in engines]
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    ids = add_due_tasks(factories[0], 200, due)
+    claimed: list = []
+    lock = threading.Lock()
+
+    def claimer(factory, name: str) -> None:
+        while True:
+            jobs = claim(factory, name, limit=7)
+            if not jobs:
+                return
+            with lock:
+                claimed.extend(jobs)
+
+    threads = [threading.Thread(target=claimer, args=(f, f"c{i}")) for i, f in enumerate(factories)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for engine in engines:
+        engine.dispose()
+    assert sorted(job.task_id for job in claimed) == sorted(ids)
+    assert {job.scheduled_for for job in claimed} == {due}
+
+
+def test_a_second_claim_of_the_same_occurrence_inserts_nothing(database_url: str):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    (task_id,) = add_due_tasks(factory, 1, due)
+    (job,) = claim(factory, "first")
+    # Put the task back as if its next_run_at had never moved (a clock step, a stale replica).
+    with transaction(factory) as session:
+        session.execute(update(Task).where(Task.id == task_id).values(next_run_at=due))
+    assert claim(factory, "second") == []
+    with transaction(factory) as session:
+        rows = session.scalar(select(func.count()).select_from(Occurrence))
+        owner = session.get(Occurrence, job.occurrence_id).lease_owner
+    engine.dispose()
+    assert rows == 1
+    assert owner == "first"
+
+
+def test_an_expired_lease_is_claimed_again_with_the_same_identity(database_url: str):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    add_due_tasks(factory, 1, datetime.now(UTC) - timedelta(seconds=1))
+    (first,) = claim(factory, "dead")
+    assert claim(factory, "alive") == []  # leased
+    with transaction(factory) as session:
+        session.execute(
+            update(Occurrence).values(available_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    (second,) = claim(factory, "alive")
+    engine.dispose()
+    assert second.occurrence_id == first.occurrence_id
+    assert second.scheduled_for == first.scheduled_for

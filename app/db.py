@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def create_db_engine(url: str) -> Engine:
@@ -27,6 +28,8 @@ def create_db_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=20,
         executemany_mode="values_plus_batch",
+        # Fail fast when the server is unreachable instead of hanging a request or a probe.
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 

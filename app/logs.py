@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is data.
@@ -17,6 +18,19 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 _WEBHOOK_TOKEN = re.compile(r"(/api/(?:v\d+/)?webhooks/[^/\s\"']+/)[^\s?#\"'&]+")
 # Libraries that log full request URLs at INFO or DEBUG; they are kept to warnings and above.
 _URL_LOGGING_LIBRARIES = ("httpx", "httpcore", "aiohttp", "hpack")
+
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id (if any) to every record, as `request_id`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 def redact_secrets(line: str) -> str:
@@ -65,6 +79,7 @@ def configure_logging(level: str, fmt: str) -> None:
     """Send this service's logs (and uvicorn's) to stderr in the chosen format."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,21 +1,26 @@
 """The FastAPI application: `create_app()` builds it; its lifespan prepares the database."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from app import __version__
-from app.api import health, task_logs, tasks
+from app.api import health, operations, task_logs, tasks
 from app.api.errors import install_error_handlers
+from app.api.middleware import RequestContextMiddleware
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.delivery.client import create_http_client
 from app.delivery.sender import Sender
+from app.metrics import Metrics
 from app.migrations import upgrade_database
 from app.scheduling.scheduler import Scheduler
 from app.scheduling.single import acquire_scheduler_lock, sqlite_database_path
@@ -47,22 +52,25 @@ class TrailingSlashMiddleware:
 
 
 @asynccontextmanager
-async def running_scheduler(
-    engine: Engine, factory: sessionmaker[Session], settings: Settings
-) -> AsyncIterator[Scheduler | None]:
-    """A started scheduler, stopped on exit; None when another process runs it (SQLite)."""
+async def scheduler_for(
+    engine: Engine, factory: sessionmaker[Session], settings: Settings, metrics: Metrics
+) -> AsyncIterator[Scheduler]:
+    """The process's scheduler. Its loop runs when SCHEDULER_ENABLED (and, on SQLite, when this
+    process holds the database's scheduler lock); otherwise it only serves `run_pass` calls."""
     lock = None
+    may_schedule = True
     database_file = sqlite_database_path(settings.sqlalchemy_url)
-    if database_file is not None:
+    if database_file is not None and settings.scheduler_enabled:
         lock = acquire_scheduler_lock(database_file)
         if lock is None:
+            may_schedule = False
             logger.warning(
                 "another process runs the scheduler for this SQLite database; "
                 "this process serves the API only",
                 extra={"database_file": str(database_file)},
             )
-            yield None
-            return
+    elif database_file is not None:
+        may_schedule = False  # SQLite without the lock: passes could collide with the owner
     client = create_http_client(
         max_connections=settings.max_concurrent_deliveries,
         allow_private=settings.allow_private_webhook_targets,
@@ -73,9 +81,16 @@ async def running_scheduler(
         allow_private=settings.allow_private_webhook_targets,
         discord_hosts=settings.discord_hosts,
     )
-    scheduler = Scheduler(engine=engine, session_factory=factory, settings=settings, sender=sender)
+    scheduler = Scheduler(
+        engine=engine,
+        session_factory=factory,
+        settings=settings,
+        sender=sender,
+        metrics=metrics,
+        may_schedule=may_schedule,
+    )
     on_committed_wake(factory, scheduler.wake)
-    await scheduler.start()
+    await scheduler.start(run_loop=settings.scheduler_enabled and may_schedule)
     try:
         yield scheduler
     finally:
@@ -85,30 +100,53 @@ async def running_scheduler(
             lock.close()
 
 
+def prepare_database(settings: Settings, factory: sessionmaker[Session]) -> str:
+    """Migrate the schema and settle the API token, waiting (with backoff, up to
+    STARTUP_DATABASE_WAIT_SECONDS) for a database that is still starting; the API token."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(OperationalError),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        stop=stop_after_delay(settings.startup_database_wait_seconds),
+        before_sleep=lambda state: logger.warning(
+            "database not reachable yet; retrying",
+            extra={"attempt": state.attempt_number},
+        ),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            upgrade_database(settings.sqlalchemy_url)
+            return resolve_api_token(factory, settings)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application for `settings` (read from the environment when not given)."""
     settings = settings or get_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_db_engine(settings.sqlalchemy_url)
-        upgrade_database(settings.sqlalchemy_url)
         factory = create_session_factory(engine)
+        try:
+            app.state.api_token = await asyncio.to_thread(prepare_database, settings, factory)
+        except BaseException:
+            engine.dispose()
+            raise
         app.state.engine = engine
         app.state.session_factory = factory
-        app.state.api_token = resolve_api_token(factory, settings)
-        app.state.scheduler = None
+        metrics.watch_database(factory)
         async with AsyncExitStack() as stack:
             stack.callback(engine.dispose)
-            if settings.scheduler_enabled:
-                app.state.scheduler = await stack.enter_async_context(
-                    running_scheduler(engine, factory, settings)
-                )
+            app.state.scheduler = await stack.enter_async_context(
+                scheduler_for(engine, factory, settings, metrics)
+            )
             logger.info(
                 "service ready",
                 extra={
                     "database": engine.dialect.name,
-                    "scheduler": "on" if app.state.scheduler else "off",
+                    "scheduler": "on" if app.state.scheduler.looping else "off",
                 },
             )
             yield
@@ -121,9 +159,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(task_logs.router)
+    app.include_router(operations.router)
+    # The last added runs first: paths are normalised before the request is timed and routed.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlashMiddleware)
     return app

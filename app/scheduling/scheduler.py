@@ -34,6 +34,7 @@ from app.db import transaction
 from app.delivery.discord import is_discord_webhook_url
 from app.delivery.retry import retry_at
 from app.delivery.sender import Delivery, Outcome, Sender
+from app.metrics import Metrics
 from app.models import utc_now
 from app.scheduling import claims
 from app.scheduling.claims import Attempt, AttemptRules, Job
@@ -49,7 +50,7 @@ DB_RETRY_MAX_SECONDS = 30.0
 LISTENER_RETRY_SECONDS = 5.0
 RECORD_ATTEMPTS = 5
 RECORD_BATCH = 500
-RECORD_FLUSH_SECONDS = 3.0
+RECORD_FLUSH_SECONDS = 1.5
 # Claiming pauses while this many sent attempts wait to be recorded (the database is slow).
 MAX_UNRECORDED = 2000
 
@@ -81,9 +82,13 @@ class Scheduler:
         session_factory: sessionmaker[Session],
         settings: Settings,
         sender: Sender,
+        metrics: Metrics | None = None,
+        may_schedule: bool = True,
         owner: str | None = None,
     ) -> None:
         self._engine = engine
+        self._metrics = metrics
+        self.may_schedule = may_schedule
         self._factory = session_factory
         self._settings = settings
         self._sender = sender
@@ -116,17 +121,49 @@ class Scheduler:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start the loop in the running event loop."""
+    async def start(self, *, run_loop: bool = True) -> None:
+        """Start recording attempts and, with `run_loop`, the claiming loop."""
         self._loop = asyncio.get_running_loop()
         self._wake_event = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._sending = asyncio.Semaphore(self._settings.max_concurrent_deliveries)
+        self._recorder = asyncio.create_task(self._record_loop(), name="scheduler-recorder")
+        if not run_loop:
+            return
         if self._engine.dialect.name == "postgresql":
             self._listener = PostgresWakeListener(self._engine, self.wake)
         self._main = asyncio.create_task(self._run(), name="scheduler")
-        self._recorder = asyncio.create_task(self._record_loop(), name="scheduler-recorder")
         logger.info("scheduler started", extra={"owner": self.owner})
+
+    @property
+    def looping(self) -> bool:
+        """Whether this process's claiming loop runs (SCHEDULER_ENABLED and allowed)."""
+        return self._main is not None
+
+    async def run_pass(self, *, max_seconds: float) -> dict[str, int]:
+        """Claim and deliver everything due now, for deployments that call the scheduler from
+        outside instead of running its loop; wait (up to about `max_seconds`) for the answers."""
+        deadline = time.monotonic() + max_seconds
+        claimed = 0
+        started: list[asyncio.Task[None]] = []
+        while time.monotonic() < deadline:
+            free = 2 * self._settings.max_concurrent_deliveries - len(self._in_flight)
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            limit = min(self._settings.scheduler_batch_size, free)
+            jobs = await self._db(self._claim, limit)
+            started += [self._start_delivery(job) for job in jobs]
+            claimed += len(jobs)
+            if len(jobs) < limit:
+                break
+        remaining = max(0.0, deadline - time.monotonic()) + self._settings.delivery_timeout_seconds
+        if started:
+            await asyncio.wait(started, timeout=remaining)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._attempts.join(), timeout=RECORD_FLUSH_SECONDS)
+        unfinished = sum(1 for task in started if not task.done())
+        return {"claimed": claimed, "unfinished": unfinished}
 
     async def stop(self) -> None:
         """Stop claiming, give in-flight deliveries the grace period, record what was sent,
@@ -265,10 +302,11 @@ class Scheduler:
 
     # -- deliveries ----------------------------------------------------------------------------
 
-    def _start_delivery(self, job: Job) -> None:
+    def _start_delivery(self, job: Job) -> asyncio.Task[None]:
         task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.occurrence_id}")
         self._in_flight[job.occurrence_id] = task
         task.add_done_callback(lambda _t, key=job.occurrence_id: self._delivery_done(key))
+        return task
 
     def _delivery_done(self, key: uuid.UUID) -> None:
         self._in_flight.pop(key, None)
@@ -290,6 +328,11 @@ class Scheduler:
         async with self._sending:
             started_at = utc_now()
             outcome = await self._sender.send(delivery)
+        if self._metrics is not None and not outcome.deferred:
+            self._metrics.delivery_duration.observe(outcome.duration_ms / 1000)
+            if job.attempt == 0:
+                lateness = (started_at - job.scheduled_for).total_seconds()
+                self._metrics.firing_lateness.labels(job.trigger).observe(max(0.0, lateness))
         self._attempts.put_nowait(Attempt(job=job, outcome=outcome, started_at=started_at))
 
     async def _record_loop(self) -> None:
@@ -302,6 +345,7 @@ class Scheduler:
                 steps = await self._record(batch)
                 for attempt, step in zip(batch, steps, strict=True):
                     _log_attempt(attempt, step)
+                    self._count(attempt, step)
                     if step == "deactivated":
                         self._alert_deactivated(attempt)
                 if {"retry", "rate_limited", "deferred"} & set(steps):
@@ -311,6 +355,13 @@ class Scheduler:
                     self._attempts.task_done()
                 if self._slot_free is not None:
                     self._slot_free.set()
+
+    def _count(self, attempt: Attempt, step: str) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.deliveries.labels(_outcome_label(attempt.outcome)).inc()
+        if step == "deactivated":
+            self._metrics.deactivations.inc()
 
     def _alert_deactivated(self, attempt: Attempt) -> None:
         """Tell ALERT_WEBHOOK_URL (when set) that a task was deactivated, and why."""
@@ -386,6 +437,17 @@ class Scheduler:
     def _prune(self) -> int:
         with transaction(self._factory) as session:
             return claims.prune_finished(session, now=utc_now())
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    """The `outcome` label of the deliveries counter."""
+    if outcome.deferred:
+        return "deferred"
+    if outcome.success:
+        return "success"
+    if outcome.retry_after is not None:
+        return "rate_limited"
+    return "permanent_failure" if outcome.permanent else "transient_failure"
 
 
 def _log_attempt(attempt: Attempt, step: str) -> None:

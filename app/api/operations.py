@@ -1,0 +1,40 @@
+"""Operations routes: Prometheus metrics and the externally triggered scheduler pass."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import Authorized
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Public: Prometheus text format (no task names, URLs or ids in labels)."""
+    registry = request.app.state.metrics.registry
+    body = await run_in_threadpool(generate_latest, registry)  # the gauges read the database
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/scheduler/run", dependencies=[Authorized])
+async def run_scheduler_pass(
+    request: Request,
+    max_seconds: Annotated[
+        float, Query(gt=0, le=600, description="stop claiming after this long")
+    ] = 50.0,
+):
+    """Claim and deliver everything due now, then answer. For deployments that run with
+    SCHEDULER_ENABLED=false and call this every minute (Cloud Scheduler); a running loop makes
+    it unnecessary but harmless. 409 on SQLite when another process owns the scheduler."""
+    scheduler = request.app.state.scheduler
+    if not scheduler.may_schedule:
+        return JSONResponse(
+            {"detail": "another process runs the scheduler for this SQLite database"},
+            status_code=409,
+        )
+    result = await scheduler.run_pass(max_seconds=max_seconds)
+    return {"status": "done", **result}

@@ -1,0 +1,123 @@
+"""Prometheus metrics (`GET /metrics`). No label ever carries a task name, URL or id.
+
+Counters and histograms are updated where things happen (the scheduler, the HTTP middleware);
+the state gauges (tasks by status, due backlog, retries pending) are read from the database when
+Prometheus scrapes, so every replica reports the same shared numbers.
+"""
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import transaction
+from app.models import Occurrence, Task
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The metrics of one service instance, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "insignia_deliveries",
+            "Delivery attempts by what came of them",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.delivery_duration = Histogram(
+            "insignia_delivery_duration_seconds",
+            "Time from sending a webhook request to its answer (or error)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.firing_lateness = Histogram(
+            "insignia_firing_lateness_seconds",
+            "Time from an occurrence's due instant to its first request being sent",
+            ["trigger"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.deactivations = Counter(
+            "insignia_task_deactivations",
+            "Tasks deactivated because their deliveries failed",
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "insignia_http_requests",
+            "API requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "insignia_http_request_duration_seconds",
+            "API request duration by method and route template",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def watch_database(self, factory: sessionmaker[Session]) -> None:
+        """Report the shared state gauges from this database at scrape time."""
+        self.registry.register(DatabaseStateCollector(factory))
+
+
+class DatabaseStateCollector(Collector):
+    """Tasks by status, due backlog and pending retries, read when Prometheus scrapes."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            by_status, backlog, retries = self._read(datetime.now(UTC))
+        except Exception as exc:  # the database is down: report nothing rather than fail
+            logger.warning("cannot read metrics from the database: %s", type(exc).__name__)
+            return
+        tasks = GaugeMetricFamily("insignia_tasks", "Tasks by status", labels=["status"])
+        for status in ("active", "inactive"):
+            tasks.add_metric([status], by_status.get(status, 0))
+        yield tasks
+        yield GaugeMetricFamily(
+            "insignia_due_backlog",
+            "Occurrences due now and not yet claimed (due tasks and available retries)",
+            value=backlog,
+        )
+        yield GaugeMetricFamily(
+            "insignia_retries_pending",
+            "Occurrences waiting for a retry or a rate-limit wait",
+            value=retries,
+        )
+
+    def _read(self, now: datetime) -> tuple[dict[str, int], int, int]:
+        with transaction(self._factory) as session:
+            by_status = dict(
+                session.execute(select(Task.status, func.count()).group_by(Task.status)).all()
+            )
+            due_tasks = session.scalar(
+                select(func.count()).select_from(Task).where(Task.next_run_at <= now)
+            )
+            available = session.scalar(
+                select(func.count())
+                .select_from(Occurrence)
+                .where(Occurrence.available_at <= now, Occurrence.lease_owner.is_(None))
+            )
+            retries = session.scalar(
+                select(func.count())
+                .select_from(Occurrence)
+                .where(
+                    Occurrence.available_at.is_not(None),
+                    Occurrence.lease_owner.is_(None),
+                    Occurrence.available_at > now,
+                )
+            )
+        return by_status, (due_tasks or 0) + (available or 0), retries or 0

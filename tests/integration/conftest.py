@@ -33,21 +33,23 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield running
 
 
+# The scheduler on, fast retries and short leases, the receiver on 127.0.0.1 allowed.
+SCHEDULING = {
+    "scheduler_enabled": True,
+    "allow_private_webhook_targets": True,
+    "retry_backoff_base_seconds": 0.2,
+    "retry_backoff_max_seconds": 2.0,
+    "delivery_timeout_seconds": 2.0,
+    "scheduler_lease_seconds": 4.0,
+    "misfire_grace_seconds": 2.0,
+    "shutdown_grace_seconds": 1.0,
+}
+
+
 @pytest.fixture
 def scheduling_settings(settings: Settings) -> Settings:
     """Settings with the scheduler on, fast retries and short leases, private targets allowed."""
-    return settings.model_copy(
-        update={
-            "scheduler_enabled": True,
-            "allow_private_webhook_targets": True,
-            "retry_backoff_base_seconds": 0.2,
-            "retry_backoff_max_seconds": 2.0,
-            "delivery_timeout_seconds": 2.0,
-            "scheduler_lease_seconds": 4.0,
-            "misfire_grace_seconds": 2.0,
-            "shutdown_grace_seconds": 1.0,
-        }
-    )
+    return settings.model_copy(update=SCHEDULING)
 
 
 @pytest.fixture

@@ -82,7 +82,8 @@ class Task(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+    # Set by the API on each change (not by the scheduler), so it also tells "edited since".
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
     __table_args__ = (Index("ix_tasks_created_at_id", "created_at", "id"),)
 

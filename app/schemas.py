@@ -5,6 +5,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import httpx
+import yarl
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -52,6 +54,13 @@ def _check_url_form(value: str) -> str:
         check_url_target(value, allow_private=True)
     except UnsafeTargetError as exc:
         raise ValueError(str(exc)) from None
+    # The URL must also be one the HTTP client can send to (host labels, IDNA, characters).
+    try:
+        host = httpx.URL(value).host
+        host.encode("idna")
+        yarl.URL(value, encoded=False).raw_host  # noqa: B018 (parsing is the check)
+    except Exception:
+        raise ValueError("not a usable URL (check the host name and characters)") from None
     return value
 
 

@@ -22,11 +22,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 DEFAULT_GLOBAL_RATE = 45.0  # requests per second, under Discord's 50
 INVALID_WINDOW_SECONDS = 600.0
 INVALID_ALERT_LIMIT = 2500
 INVALID_PAUSE_SECONDS = 60.0
+MAX_BUCKETS = 10_000
+# Waits a server asks for are believed up to a day; longer ones are taken as a day.
+MAX_WAIT_SECONDS = 86_400.0
 
 
 @dataclass
@@ -60,6 +65,8 @@ class DiscordPacer:
         Requests to one webhook go one at a time, each after the answer to the one before, so
         the bucket the answers describe is always known, as Discord's own libraries do.
         """
+        if len(self._buckets) > MAX_BUCKETS:
+            self._forget_idle_buckets()
         bucket = self._buckets.setdefault(webhook, _Bucket())
         started = self._clock()
         if bucket.lock.locked():
@@ -81,7 +88,11 @@ class DiscordPacer:
         if bucket.remaining is not None:
             bucket.remaining -= 1
         if delay > 0:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except BaseException:  # cancelled while waiting: the turn is given up
+                bucket.lock.release()
+                raise
         return None
 
     def finished(self, webhook: str) -> None:
@@ -98,6 +109,12 @@ class DiscordPacer:
         if bucket.remaining is not None and bucket.remaining <= 0:
             at = max(at, bucket.resets_at)
         return at - now
+
+    def _forget_idle_buckets(self) -> None:
+        now = self._clock()
+        for key, bucket in list(self._buckets.items()):
+            if not bucket.lock.locked() and not bucket.waiting and bucket.resets_at < now:
+                del self._buckets[key]
 
     def _per_request(self, bucket: _Bucket) -> float:
         if bucket.limit and bucket.window:
@@ -136,22 +153,41 @@ class DiscordPacer:
             self._paused_until = max(self._paused_until, now + INVALID_PAUSE_SECONDS)
 
 
-def retry_after_seconds(headers: Mapping[str, str], body: object) -> float | None:
+def retry_after_seconds(
+    headers: Mapping[str, str], body: object, *, now: datetime | None = None
+) -> float | None:
     """How long a 429 asks us to wait: Discord's JSON `retry_after` (seconds, a float), else
-    the `Retry-After` header in seconds; None when the answer does not say."""
+    the `Retry-After` header in seconds or as an HTTP date; None when the answer does not say.
+    At most a day."""
     if isinstance(body, dict):
         value = _number(body.get("retry_after"))
         if value is not None and value >= 0:
-            return value
-    value = _number(headers.get("retry-after"))
-    return value if value is not None and value >= 0 else None
+            return min(value, MAX_WAIT_SECONDS)
+    header = headers.get("retry-after")
+    value = _number(header)
+    if value is None and header:
+        value = _seconds_until(header, now or datetime.now(UTC))
+    return min(value, MAX_WAIT_SECONDS) if value is not None and value >= 0 else None
+
+
+def _seconds_until(http_date: str, now: datetime) -> float | None:
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
 
 
 def _number(value: object) -> float | None:
+    """A finite float from a header or JSON value (clamped to a day), else None."""
     if isinstance(value, bool) or value is None:
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return number if number == number and number != float("inf") else None
+    if number != number:  # NaN
+        return None
+    return max(-MAX_WAIT_SECONDS, min(number, MAX_WAIT_SECONDS))

@@ -16,11 +16,14 @@ created message proves the delivery and the log keeps the message id, and are pa
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import aiohttp
 import httpx
@@ -56,6 +59,7 @@ class Outcome:
     permanent: bool = False
     retry_after: float | None = None
     deferred: bool = False
+    sent_at: datetime | None = None  # when the request left (None: nothing was sent)
 
 
 class Sender:
@@ -76,15 +80,22 @@ class Sender:
         self._discord_hosts = discord_hosts
         self._pacer = pacer or DiscordPacer()
 
-    async def send(self, delivery: Delivery) -> Outcome:
-        """POST the payload as JSON to the delivery's URL and classify what happened."""
+    async def send(
+        self, delivery: Delivery, *, slot: AbstractAsyncContextManager | None = None
+    ) -> Outcome:
+        """POST the payload as JSON to the delivery's URL and classify what happened.
+
+        `slot` (e.g. a semaphore) is entered just before the request, after any pacing wait, so
+        a request waiting for Discord's rate limit holds no sending slot; whatever it raises on
+        entry propagates (nothing is sent)."""
         url = delivery.url
         try:
             check_url_target(url, allow_private=self._allow_private)
         except UnsafeTargetError as exc:
             return Outcome(success=False, message=f"refused: {exc}", permanent=True)
         if not is_discord_webhook_url(url, self._discord_hosts):
-            return await self._attempt(url, delivery, webhook=None)
+            async with slot or contextlib.nullcontext():
+                return await self._attempt(url, delivery, webhook=None)
         url = with_wait_true(url)
         webhook = webhook_id(url)
         wait = await self._pacer.wait_turn(webhook, max_wait=INLINE_PACING_SECONDS)
@@ -96,28 +107,31 @@ class Sender:
                 deferred=True,
             )
         try:
-            return await self._attempt(url, delivery, webhook=webhook)
+            async with slot or contextlib.nullcontext():
+                return await self._attempt(url, delivery, webhook=webhook)
         finally:
             self._pacer.finished(webhook)
 
     async def _attempt(self, url: str, delivery: Delivery, *, webhook: str | None) -> Outcome:
         """One POST within the total deadline, classified."""
+        sent_at = datetime.now(UTC)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 status, headers, body = await self._post(url, delivery)
-        except Exception as exc:  # every failure becomes an outcome; unknown ones re-raise
-            return self._failure_from(exc, started)
+        except Exception as exc:  # every failure becomes an outcome
+            return replace(self._failure_from(exc, started), sent_at=sent_at)
         document = _json(body)
         if webhook is not None:
             self._pacer.observe(webhook, status=status, headers=headers, body=document)
-        return classify(
+        outcome = classify(
             status,
             headers=headers,
             body=body,
             document=document,
             duration_ms=_elapsed_ms(started),
         )
+        return replace(outcome, sent_at=sent_at)
 
     async def _post(self, url: str, delivery: Delivery) -> tuple[int, dict[str, str], str]:
         """The status, lower-cased headers and first KiB of the body of one POST."""
@@ -147,9 +161,15 @@ class Sender:
         if isinstance(cause, TimeoutError | httpx.TimeoutException):
             message = f"timed out after {self._timeout:g} s"
             return Outcome(success=False, message=message, duration_ms=elapsed)
+        if isinstance(cause, httpx.InvalidURL | UnicodeError | ValueError):
+            # A URL the HTTP stack cannot use (bad IDNA, control characters): no retry helps.
+            message = f"invalid webhook URL: {type(cause).__name__}"
+            return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
         if isinstance(cause, httpx.HTTPError | aiohttp.ClientError | OSError):
             return Outcome(success=False, message=_network_error(cause), duration_ms=elapsed)
-        raise exc
+        # Anything else is unexpected; still an outcome, so the occurrence cannot loop forever.
+        message = f"delivery error: {type(cause).__name__}"
+        return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
 
     async def close(self) -> None:
         await self._client.aclose()

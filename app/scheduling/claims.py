@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.delivery.sender import Outcome
 from app.models import Occurrence, Task, TaskLog
 from app.scheduling.planner import plan_due
+from app.scheduling.wakeup import request_wake
 
 FINISHED_RETENTION = timedelta(days=1)
 
@@ -36,24 +37,43 @@ class Job:
     payload: dict
     max_retry: int
     task_name: str
+    task_version: datetime  # the task's updated_at when claimed: changed since means edited
+    lease_expires_at: datetime
 
 
 def claim_due(
     session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int, grace: timedelta
 ) -> list[Job]:
-    """Lease up to `limit` due occurrences to `owner`: new ones from due tasks, then retries
-    and occurrences whose previous holder's lease ran out."""
-    jobs = _claim_due_tasks(session, now=now, owner=owner, lease=lease, limit=limit, grace=grace)
+    """Lease up to `limit` occurrences to `owner`: available ones (retries, manual runs, work
+    whose holder's lease ran out) and new ones from due tasks, each kind getting at least half
+    of the room so that neither can starve the other."""
+    lease_until = now + lease
+    jobs = _claim_available(
+        session, now=now, owner=owner, lease_until=lease_until, limit=max(1, limit // 2)
+    )
+    jobs += _claim_due_tasks(
+        session, now=now, owner=owner, lease_until=lease_until, limit=limit - len(jobs), grace=grace
+    )
     if len(jobs) < limit:
         jobs += _claim_available(
-            session, now=now, owner=owner, lease=lease, limit=limit - len(jobs)
+            session, now=now, owner=owner, lease_until=lease_until, limit=limit - len(jobs)
         )
     return jobs
 
 
 def _claim_due_tasks(
-    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int, grace: timedelta
+    session: Session,
+    *,
+    now: datetime,
+    owner: str,
+    lease_until: datetime,
+    limit: int,
+    grace: timedelta,
 ) -> list[Job]:
+    """Advance due tasks and insert their occurrences; the first `limit` are leased to `owner`,
+    any beyond (catch-up bursts) are left available for whoever has room."""
+    if limit <= 0:
+        return []
     query = (
         select(Task)
         .where(Task.next_run_at <= now, Task.status == "active")
@@ -70,6 +90,7 @@ def _claim_due_tasks(
         if plan.stop_reason is not None:
             task.status, task.status_reason = "inactive", plan.stop_reason
         for firing in plan.firings:
+            leased = len(rows) < limit
             occurrence_id = uuid.uuid4()
             by_id[occurrence_id] = task
             rows.append(
@@ -79,8 +100,8 @@ def _claim_due_tasks(
                     "scheduled_for": firing.scheduled_for,
                     "trigger": firing.trigger,
                     "attempt": 0,
-                    "available_at": now + lease,
-                    "lease_owner": owner,
+                    "available_at": lease_until if leased else now,
+                    "lease_owner": owner if leased else None,
                     "rate_limit_wait_seconds": 0.0,
                     "created_at": now,
                 }
@@ -90,9 +111,9 @@ def _claim_due_tasks(
         return []
     inserted = _insert_new_occurrences(session, rows)
     return [
-        _job(by_id[row["id"]], row["id"], row["scheduled_for"], row["trigger"], 0)
+        _job(by_id[row["id"]], row["id"], row["scheduled_for"], row["trigger"], 0, lease_until)
         for row in rows
-        if row["id"] in inserted
+        if row["id"] in inserted and row["lease_owner"] == owner
     ]
 
 
@@ -109,8 +130,12 @@ def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID
 
 
 def _claim_available(
-    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int
+    session: Session, *, now: datetime, owner: str, lease_until: datetime, limit: int
 ) -> list[Job]:
+    """Lease occurrences whose time has come. Scheduled ones of a task that has become inactive
+    are finished instead: an inactive task sends nothing more on its schedule."""
+    if limit <= 0:
+        return []
     query = (
         select(Occurrence, Task)
         .join(Task, Task.id == Occurrence.task_id)
@@ -121,7 +146,11 @@ def _claim_available(
     )
     jobs = []
     for occurrence, task in session.execute(query).all():
-        occurrence.available_at = now + lease
+        if task.status != "active" and occurrence.trigger != "manual":
+            occurrence.available_at, occurrence.lease_owner = None, None
+            occurrence.finished_at = now
+            continue
+        occurrence.available_at = lease_until
         occurrence.lease_owner = owner
         jobs.append(
             _job(
@@ -130,13 +159,14 @@ def _claim_available(
                 occurrence.scheduled_for,
                 occurrence.trigger,
                 occurrence.attempt,
+                lease_until,
             )
         )
     session.flush()
     return jobs
 
 
-def _job(task: Task, occurrence_id, scheduled_for, trigger, attempt) -> Job:
+def _job(task: Task, occurrence_id, scheduled_for, trigger, attempt, lease_until) -> Job:
     return Job(
         occurrence_id=occurrence_id,
         task_id=task.id,
@@ -147,6 +177,8 @@ def _job(task: Task, occurrence_id, scheduled_for, trigger, attempt) -> Job:
         payload=task.payload,
         max_retry=task.max_retry,
         task_name=task.name,
+        task_version=task.updated_at,
+        lease_expires_at=lease_until,
     )
 
 
@@ -160,7 +192,7 @@ class AttemptRules:
 
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
-    """A finished delivery attempt waiting to be recorded."""
+    """A finished delivery attempt waiting to be recorded (`started_at`: when it was sent)."""
 
     job: Job
     outcome: Outcome
@@ -231,12 +263,16 @@ def _record_one(
         occurrence.lease_owner = None
         occurrence.available_at = now + timedelta(seconds=outcome.retry_after or 1.0)
         return "deferred"
-    retry_time = rules.retry_at(job.attempt + 1, now)
+    backoff_time = rules.retry_at(job.attempt + 1, now)
+    # A 429 asks for a wait (or, if it names none, we wait as for a retry).
+    rate_wait = _rate_limit_wait(outcome, backoff_time - now)
+    retry_time = max(backoff_time, now + timedelta(seconds=rate_wait or 0.0))
     step, message = _next_step(
         job,
         outcome,
         occurrence,
         task_inactive=task.status != "active",
+        rate_wait=rate_wait,
         retry_time=retry_time,
         rules=rules,
     )
@@ -266,14 +302,28 @@ def _record_one(
         occurrence.attempt = job.attempt + 1
         occurrence.available_at = retry_time
     elif step == "rate_limited":
-        wait = outcome.retry_after or 0.0
+        wait = rate_wait or 0.0
         occurrence.rate_limit_wait_seconds += wait
         occurrence.available_at = now + timedelta(seconds=wait)
     else:
         occurrence.available_at = None
         occurrence.finished_at = now
-        step = _finish_task(task, job, outcome, step=step, now=now)
+        if task.updated_at == job.task_version:
+            step = _finish_task(task, job, outcome, step=step, now=now)
+        else:
+            # The task was edited since this occurrence was claimed (rescheduled, URL fixed):
+            # its outcome no longer decides the task's state.
+            step = "finished"
     return step
+
+
+def _rate_limit_wait(outcome: Outcome, backoff: timedelta) -> float | None:
+    """Seconds a rate-limited answer asks us to wait; None for any other outcome."""
+    if outcome.http_status != 429 and outcome.retry_after is None:
+        return None
+    if outcome.retry_after is not None:
+        return outcome.retry_after
+    return max(backoff.total_seconds(), 0.0)
 
 
 def _next_step(
@@ -282,20 +332,21 @@ def _next_step(
     occurrence: Occurrence | None,
     *,
     task_inactive: bool,
+    rate_wait: float | None,
     retry_time: datetime,
     rules: AttemptRules,
 ) -> tuple[str, str]:
-    """The step after this attempt and the log message that explains it."""
+    """The step after this attempt and the log message that explains it. A rate-limit wait
+    spends no retry until the occurrence's waits add up to more than the allowed total; then
+    the 429 counts as a failure, retried no sooner than the wait it asked for."""
     if outcome.success:
         return "finished", outcome.message
     if task_inactive and job.trigger != "manual":
         return "finished", f"{outcome.message}; not retried: the task is inactive"
     waited = occurrence.rate_limit_wait_seconds if occurrence is not None else 0.0
-    if outcome.retry_after is not None and (
-        waited + outcome.retry_after <= rules.max_rate_limit_wait_seconds
-    ):
-        return "rate_limited", f"{outcome.message}; rate limited, trying again in " + (
-            f"{outcome.retry_after:g} s (not counted as a retry)"
+    if rate_wait is not None and waited + rate_wait <= rules.max_rate_limit_wait_seconds:
+        return "rate_limited", (
+            f"{outcome.message}; trying again in {rate_wait:g} s (not counted as a retry)"
         )
     if outcome.permanent:
         return "give_up", f"{outcome.message}; not retried"
@@ -359,6 +410,7 @@ def release(session: Session, *, occurrence_ids: list[uuid.UUID], owner: str, no
         .where(Occurrence.finished_at.is_(None))
         .values(available_at=now, lease_owner=None)
     )
+    request_wake(session)
     return result.rowcount
 
 

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -49,10 +49,20 @@ PRUNE_EVERY_SECONDS = 600.0
 DB_RETRY_MAX_SECONDS = 30.0
 LISTENER_RETRY_SECONDS = 5.0
 RECORD_ATTEMPTS = 5
+# A pass that found due rows but could claim none (another replica holds them) waits this long.
+BUSY_BACKOFF_SECONDS = 0.05
 RECORD_BATCH = 500
 RECORD_FLUSH_SECONDS = 1.5
 # Claiming pauses while this many sent attempts wait to be recorded (the database is slow).
 MAX_UNRECORDED = 2000
+
+
+class LeaseTooShort(Exception):
+    """A claimed job waited so long for a sending slot that its lease could end mid-request."""
+
+
+def _job_fields(job: Job) -> dict[str, str]:
+    return {"task_id": str(job.task_id), "occurrence_id": str(job.occurrence_id)}
 
 
 def _describe(exc: BaseException) -> str:
@@ -171,7 +181,7 @@ class Scheduler:
         self._stopping = True
         self.wake()
         if self._main is not None:
-            await self._main
+            await asyncio.gather(self._main, return_exceptions=True)
         pending: set[asyncio.Task[None]] = set(self._in_flight.values())
         if pending:
             _, pending = await asyncio.wait(pending, timeout=self._settings.shutdown_grace_seconds)
@@ -190,7 +200,8 @@ class Scheduler:
             logger.info("released unfinished deliveries", extra={"count": len(unfinished)})
         if self._listener is not None:
             self._listener.close()
-        self._executor.shutdown(wait=True)
+        # Do not block the event loop on a database call that hangs; the process is ending.
+        self._executor.shutdown(wait=False, cancel_futures=True)
         logger.info("scheduler stopped", extra={"owner": self.owner})
 
     def wake(self) -> None:
@@ -205,6 +216,8 @@ class Scheduler:
         """None when the loop is alive and reaching the database, else what is wrong."""
         if self._main is None or self._main.done():
             return "scheduler loop is not running"
+        if self._recorder is None or self._recorder.done():
+            return "delivery recorder is not running"
         if self._db_problem is not None:
             return f"scheduler cannot reach the database: {self._db_problem}"
         stale_after = IDLE_CHECK_SECONDS + DB_RETRY_MAX_SECONDS + 30
@@ -237,6 +250,8 @@ class Scheduler:
                 for job in jobs:
                     self._start_delivery(job)
                 wake_at = None if len(jobs) >= limit else await self._db(self._next_wake)
+                if len(jobs) < limit:
+                    await self._maybe_prune()
             except Exception as exc:
                 failures += 1
                 delay = min(DB_RETRY_MAX_SECONDS, 0.5 * 2**failures)
@@ -255,7 +270,10 @@ class Scheduler:
             failures, self._db_problem = 0, None
             if len(jobs) >= limit:
                 continue  # a full batch: more may be due right now
-            await self._maybe_prune()
+            if not jobs and wake_at is not None and wake_at <= utc_now():
+                # Due rows exist but another replica holds them: do not spin on the database.
+                await self._sleep(BUSY_BACKOFF_SECONDS)
+                continue
             await self._sleep_until(wake_at)
 
     async def _sleep_until(self, wake_at: datetime | None) -> None:
@@ -303,6 +321,9 @@ class Scheduler:
     # -- deliveries ----------------------------------------------------------------------------
 
     def _start_delivery(self, job: Job) -> asyncio.Task[None]:
+        running = self._in_flight.get(job.occurrence_id)
+        if running is not None:
+            return running  # claimed again while still in flight here: one delivery is enough
         task = asyncio.create_task(self._deliver(job), name=f"deliver-{job.occurrence_id}")
         self._in_flight[job.occurrence_id] = task
         task.add_done_callback(lambda _t, key=job.occurrence_id: self._delivery_done(key))
@@ -316,24 +337,37 @@ class Scheduler:
     async def _deliver(self, job: Job) -> None:
         try:
             await self._deliver_once(job)
+        except LeaseTooShort:
+            # Waited so long for a slot that the lease could run out mid-request: hand it back.
+            logger.warning("delivery not started: its lease ran short", extra=_job_fields(job))
+            with contextlib.suppress(Exception):
+                await self._db(self._release, [job.occurrence_id])
         except Exception:
             # A bug, not a delivery failure: the lease runs out and the work is taken again.
-            logger.exception("delivery crashed", extra={"task_id": str(job.task_id)})
+            logger.exception("delivery crashed", extra=_job_fields(job))
 
     async def _deliver_once(self, job: Job) -> None:
-        assert self._sending is not None
         delivery = Delivery(
             url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
         )
-        async with self._sending:
-            started_at = utc_now()
-            outcome = await self._sender.send(delivery)
+        outcome = await self._sender.send(delivery, slot=self._sending_slot(job))
+        sent_at = outcome.sent_at or utc_now()
         if self._metrics is not None and not outcome.deferred:
             self._metrics.delivery_duration.observe(outcome.duration_ms / 1000)
             if job.attempt == 0:
-                lateness = (started_at - job.scheduled_for).total_seconds()
+                lateness = (sent_at - job.scheduled_for).total_seconds()
                 self._metrics.firing_lateness.labels(job.trigger).observe(max(0.0, lateness))
-        self._attempts.put_nowait(Attempt(job=job, outcome=outcome, started_at=started_at))
+        self._attempts.put_nowait(Attempt(job=job, outcome=outcome, started_at=sent_at))
+
+    @contextlib.asynccontextmanager
+    async def _sending_slot(self, job: Job) -> AsyncIterator[None]:
+        """One of the sending slots, provided the job's lease outlasts the request."""
+        assert self._sending is not None
+        async with self._sending:
+            margin = timedelta(seconds=self._settings.delivery_timeout_seconds)
+            if utc_now() + margin >= job.lease_expires_at:
+                raise LeaseTooShort
+            yield
 
     async def _record_loop(self) -> None:
         """Record finished attempts in batches: whatever has piled up, in one transaction."""
@@ -343,6 +377,12 @@ class Scheduler:
                 batch.append(self._attempts.get_nowait())
             try:
                 steps = await self._record(batch)
+            except Exception:
+                # Never let the recorder die: these attempts go unrecorded and their
+                # occurrences are delivered again once their leases run out.
+                logger.exception("recording deliveries failed", extra={"count": len(batch)})
+                steps = ["unrecorded"] * len(batch)
+            try:
                 for attempt, step in zip(batch, steps, strict=True):
                     _log_attempt(attempt, step)
                     self._count(attempt, step)
@@ -350,6 +390,8 @@ class Scheduler:
                         self._alert_deactivated(attempt)
                 if {"retry", "rate_limited", "deferred"} & set(steps):
                     self.wake()  # a retry may be due before what the loop sleeps towards
+            except Exception:
+                logger.exception("reporting recorded deliveries failed")
             finally:
                 for _ in batch:
                     self._attempts.task_done()

@@ -69,6 +69,15 @@ class PostgresWakeListener:
     def _open(self) -> Any:
         dialect = self._engine.dialect
         args, kwargs = dialect.create_connect_args(self._engine.url)
+        # Fail fast, and notice a silently dropped connection (TCP keepalives) so that the
+        # scheduler falls back to polling instead of waiting for notifications that never come.
+        kwargs |= {
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
         connection = dialect.loaded_dbapi.connect(*args, **kwargs)
         connection.autocommit = True
         with connection.cursor() as cursor:

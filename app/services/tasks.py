@@ -80,6 +80,11 @@ def update_task(
         changes["run_at"] = _localized_run_at(changes["run_at"], timezone)
     merged = {column: getattr(task, column) for column in TaskCreate.model_fields} | changes
     _check_task_fields(merged, settings=settings)
+    # Only real changes count: a client that PUTs the whole task back must not move a run
+    # that is due (or reset a deactivation reason) by repeating the same values.
+    changes = {column: value for column, value in changes.items() if getattr(task, column) != value}
+    if not changes:
+        return task
     status = changes.pop("status", None)
     for column, value in changes.items():
         setattr(task, column, value)
@@ -96,6 +101,8 @@ def update_task(
 def pause_task(session: Session, *, task_id: uuid.UUID) -> Task:
     """Make the task inactive: nothing more is sent on its schedule until it is resumed."""
     task = get_task(session, task_id, for_update=True)
+    if task.status == "inactive":
+        return task  # already stopped; keep the reason it has
     _set_status(session, task, "inactive")
     task.updated_at = utc_now()
     session.flush()
@@ -105,6 +112,8 @@ def pause_task(session: Session, *, task_id: uuid.UUID) -> Task:
 def resume_task(session: Session, *, task_id: uuid.UUID) -> Task:
     """Make the task active again, its next run computed from now."""
     task = get_task(session, task_id, for_update=True)
+    if task.status == "active":
+        return task  # nothing to resume; a due run keeps its time
     _set_status(session, task, "active")
     task.next_run_at = next_run_after(task, after=utc_now())
     task.updated_at = utc_now()

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from app.db import create_db_engine, create_session_factory, transaction
+from app.delivery.sender import Outcome
 from app.models import Occurrence, Task
-from app.scheduling.claims import claim_due
+from app.scheduling.claims import Attempt, AttemptRules, claim_due, record_attempts
 
 LEASE = timedelta(seconds=30)
 GRACE = timedelta(seconds=60)
@@ -103,3 +104,77 @@ def test_an_expired_lease_is_claimed_again_with_the_same_identity(database_url: 
     engine.dispose()
     assert second.occurrence_id == first.occurrence_id
     assert second.scheduled_for == first.scheduled_for
+
+
+def test_a_catch_up_burst_leases_only_what_was_asked_and_leaves_the_rest_available(
+    database_url: str,
+):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    now = datetime.now(UTC).replace(microsecond=0)
+    (task_id,) = add_due_tasks(factory, 1, now - timedelta(hours=20))
+    with transaction(factory) as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(catchup="all", created_at=now - timedelta(hours=21))
+        )
+    first = claim(factory, "a", limit=4)
+    with transaction(factory) as session:
+        rows = session.scalars(select(Occurrence)).all()
+    second = claim(factory, "b", limit=100)
+    engine.dispose()
+    assert len(rows) == 21  # twenty missed hours and the current one became occurrences...
+    assert len(first) == 4  # ...but only as many as asked were leased
+    assert {row.lease_owner for row in rows} == {"a", None}
+    assert len(second) == 17  # the rest went to whoever had room
+    assert not {job.occurrence_id for job in first} & {job.occurrence_id for job in second}
+
+
+def test_waiting_occurrences_of_an_inactive_task_are_finished_not_claimed(database_url: str):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    add_due_tasks(factory, 1, datetime.now(UTC) - timedelta(seconds=1))
+    (job,) = claim(factory, "holder")
+    with transaction(factory) as session:
+        # The task is paused while its occurrence is held, then the holder hands it back.
+        session.execute(update(Task).values(status="inactive", next_run_at=None))
+        session.execute(update(Occurrence).values(available_at=datetime.now(UTC), lease_owner=None))
+    assert claim(factory, "other") == []
+    with transaction(factory) as session:
+        occurrence = session.get(Occurrence, job.occurrence_id)
+        finished, available = occurrence.finished_at, occurrence.available_at
+    engine.dispose()
+    assert finished is not None
+    assert available is None
+
+
+def test_an_edit_made_while_in_flight_is_not_undone_by_the_outcome(database_url: str):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    (task_id,) = add_due_tasks(factory, 1, due)
+    with transaction(factory) as session:
+        session.execute(update(Task).values(schedule=None, run_at=due))
+    (job,) = claim(factory, "me")
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    with transaction(factory) as session:  # the user reschedules the one-time task meanwhile
+        session.execute(
+            update(Task).values(run_at=tomorrow, next_run_at=tomorrow, updated_at=datetime.now(UTC))
+        )
+    outcome = Outcome(success=True, message="Delivered (HTTP 204)", http_status=204)
+    with transaction(factory) as session:
+        (step,) = record_attempts(
+            session,
+            attempts=[Attempt(job=job, outcome=outcome, started_at=datetime.now(UTC))],
+            now=datetime.now(UTC),
+            owner="me",
+            rules=AttemptRules(retry_at=lambda n, now: now, max_rate_limit_wait_seconds=60),
+        )
+    with transaction(factory) as session:
+        task = session.get(Task, task_id)
+        status, next_run = task.status, task.next_run_at
+    engine.dispose()
+    assert step == "finished"
+    assert status == "active"
+    assert next_run == tomorrow

@@ -271,3 +271,26 @@ def test_a_refused_connection_is_a_network_error_and_retried(service, receiver):
     assert final["status_reason"] == (
         "deactivated after 2 failed attempts: network error: connection refused"
     )
+
+
+def test_429_without_a_wait_still_spends_no_retry(service, receiver):
+    receiver.script("1", Answer(429), Answer(429))
+    task = once_soon(service, receiver, max_retry=0)
+    receiver.wait_for(3, timeout=10)
+    final = final_state(service, task["id"])
+    assert final["status_reason"].startswith("completed")
+
+
+def test_discord_pacing_does_not_hold_sending_slots(discord_settings, receiver):
+    settings = discord_settings.model_copy(update={"max_concurrent_deliveries": 2})
+    receiver.rate_limit("busy", limit=1, per=3.0)
+    with start_client(settings) as client:
+        for _ in range(4):
+            once_soon(client, receiver, hook="busy")
+        receiver.wait_for(1, webhook_id="busy", timeout=5)
+        due = datetime.now(UTC) + timedelta(seconds=0.3)
+        other = once_soon(client, receiver, hook="other", run_at=due.isoformat())
+        (request,) = receiver.wait_for(1, webhook_id="other", timeout=5)
+        final_state(client, other["id"])
+    assert (request.at - due).total_seconds() < 0.5
+    assert receiver.rejected("busy") == 0

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -286,3 +287,65 @@ def test_missed_one_time_task(scheduling_settings, db, receiver, catchup, delive
         )
     assert len(receiver.received()) == delivered
     assert final["status_reason"].startswith("skipped" if catchup == "none" else "completed")
+
+
+def test_a_failing_prune_does_not_stop_the_scheduler(
+    scheduling_settings, receiver, monkeypatch: pytest.MonkeyPatch
+):
+    from app.scheduling import claims
+
+    calls = []
+
+    def broken_prune(session, *, now):
+        calls.append(now)
+        raise OperationalError("DELETE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(claims, "prune_finished", broken_prune)
+    with start_client(scheduling_settings) as service:
+        wait_until(lambda: calls, what="the scheduler to try pruning")
+        create_task(service, receiver, schedule=None, run_at=datetime.now(UTC).isoformat())
+        receiver.wait_for(1, timeout=10)
+        assert service.get("/readyz").status_code == 200
+
+
+def test_a_recorder_error_does_not_stop_recording(
+    scheduling_settings, receiver, monkeypatch: pytest.MonkeyPatch
+):
+    from app.scheduling import claims
+
+    real = claims.record_attempts
+    failures = []
+
+    def flaky(session, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("unexpected")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(claims, "record_attempts", flaky)
+    with start_client(scheduling_settings) as service:
+        first = create_task(service, receiver, hook="a", schedule="0 0 1 1 *")
+        service.post(f"/tasks/{first['id']}/execute")
+        wait_until(lambda: failures, what="the first recording to fail")
+        second = create_task(service, receiver, hook="b", schedule="0 0 1 1 *")
+        service.post(f"/tasks/{second['id']}/execute")
+        wait_until(lambda: logs_of(service, second["id"]), what="the next attempt to be recorded")
+        assert service.get("/readyz").json()["checks"]["scheduler"] == "ok"
+
+
+def test_putting_the_same_values_back_keeps_a_due_run(
+    scheduling_settings, db, receiver: WebhookReceiver
+):
+    with start_client(api_only(scheduling_settings)) as api:
+        task = create_task(api, receiver, schedule="@every 1h")
+        due = datetime.now(UTC) - timedelta(minutes=5)
+        with db() as session, session.begin():
+            session.execute(
+                update(Task).where(Task.id == uuid.UUID(task["id"])).values(next_run_at=due)
+            )
+        same = {key: task[key] for key in ("name", "schedule", "timezone", "status", "payload")}
+        after = api.put(f"/tasks/{task['id']}", json=same).json()
+        assert instant(after["next_run_at"]) == due
+        assert after["updated_at"] == task["updated_at"]
+        resumed = api.post(f"/tasks/{task['id']}/resume").json()
+        assert instant(resumed["next_run_at"]) == due

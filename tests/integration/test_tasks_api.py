@@ -170,6 +170,8 @@ def error_fields(response) -> list[str]:
         ({"webhook_url": "not a url"}, "webhook_url"),
         ({"webhook_url": "http://127.0.0.1:9000/hook"}, "webhook_url"),
         ({"webhook_url": "http://169.254.169.254/latest"}, "webhook_url"),
+        ({"webhook_url": "https://a..b.example.com/hook"}, "webhook_url"),
+        ({"webhook_url": "https://xn--zz.com/hook"}, "webhook_url"),
         ({"status": "paused"}, "status"),
         ({"max_retry": 21}, "max_retry"),
         ({"max_retry": -1}, "max_retry"),

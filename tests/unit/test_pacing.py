@@ -1,6 +1,7 @@
 """Discord pacing, on a fake clock."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -100,3 +101,11 @@ def test_retry_after_sources():
     assert retry_after_seconds({"retry-after": "3"}, None) == 3.0
     assert retry_after_seconds({"retry-after": "soon"}, {"retry_after": "x"}) is None
     assert retry_after_seconds({}, {"retry_after": -1}) is None
+
+
+def test_retry_after_as_an_http_date_and_absurd_values():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    header = {"retry-after": "Thu, 01 Jan 2026 12:00:30 GMT"}
+    assert retry_after_seconds(header, None, now=now) == 30.0
+    assert retry_after_seconds({}, {"retry_after": 1e12}) == 86_400.0
+    assert retry_after_seconds({"retry-after": "nan"}, None) is None

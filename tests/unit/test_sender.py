@@ -155,3 +155,18 @@ def test_private_targets_allowed_when_configured():
 
 def test_classify_without_a_body():
     assert classify(204, headers={}, body="").success
+
+
+def test_an_unexpected_error_is_a_permanent_failure_not_a_crash():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise KeyError("surprise")
+
+    outcome = send(handler)
+    assert outcome.permanent
+    assert outcome.message == "delivery error: KeyError"
+
+
+def test_the_outcome_says_when_the_request_left():
+    outcome = send(answer(204))
+    assert outcome.sent_at is not None
+    assert outcome.sent_at.tzinfo is not None

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     misfire_grace_seconds: float = Field(default=60.0, ge=0)
     max_rate_limit_wait_seconds: float = Field(default=300.0, ge=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=60)
+    log_retention_days: int = Field(default=90, ge=0)
     startup_database_wait_seconds: float = Field(default=60.0, ge=0)
     discord_extra_hosts: str = ""
     alert_webhook_url: str | None = None

@@ -15,10 +15,11 @@ class NotFound(ServiceError):
 class InvalidField(ServiceError):
     """Input that passed the request schema but is wrong in context (answered as 422)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, location: str = "body") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.location = location
 
 
 class DatabaseUnavailable(ServiceError):

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from app.delivery.guard import UnsafeTargetError, check_url_target
 from app.scheduling.schedules import ScheduleError, parse_schedule, parse_timezone
@@ -70,6 +71,10 @@ def _refuse_null(value: object) -> object:
         raise ValueError("may not be null")
     return value
 
+
+# "May be left out, may not be null": None is only the default meaning "unchanged", so the
+# OpenAPI document shows these fields as optional but not nullable.
+Absent = SkipJsonSchema[None]
 
 UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -131,15 +136,15 @@ class TaskUpdate(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"payload": {"content": "Hi!"}}]})
 
-    name: Name | None = None
+    name: Name | Absent = None
     schedule: ScheduleText | None = None
     run_at: datetime | None = None
-    timezone: TimezoneName | None = None
-    catchup: Catchup | None = None
-    webhook_url: WebhookUrl | None = None
-    payload: dict[str, Any] | None = None
-    max_retry: MaxRetry | None = None
-    status: TaskStatus | None = None
+    timezone: TimezoneName | Absent = None
+    catchup: Catchup | Absent = None
+    webhook_url: WebhookUrl | Absent = None
+    payload: dict[str, Any] | Absent = None
+    max_retry: MaxRetry | Absent = None
+    status: TaskStatus | Absent = None
 
     _refuse_null = field_validator(*REQUIRED_TASK_FIELDS, mode="before")(_refuse_null)
 
@@ -172,6 +177,9 @@ class TaskList(BaseModel):
     total: int
     skip: int
     limit: int
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class TaskLogCreate(BaseModel):
@@ -210,17 +218,17 @@ REQUIRED_LOG_FIELDS = ("status", "execution_time", "retry_count", "trigger")
 class TaskLogUpdate(BaseModel):
     """A partial update of a log row; its task cannot change."""
 
-    status: LogStatus | None = None
-    execution_time: UTCDatetime | None = None
+    status: LogStatus | Absent = None
+    execution_time: UTCDatetime | Absent = None
     scheduled_for: UTCDatetime | None = None
-    retry_count: Annotated[int, Field(ge=0)] | None = None
+    retry_count: Annotated[int, Field(ge=0)] | Absent = None
     message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     http_status: Annotated[int, Field(ge=100, le=599)] | None = None
     duration_ms: Annotated[int, Field(ge=0)] | None = None
     response_body: Annotated[str, StringConstraints(max_length=RESPONSE_BODY_MAX_CHARS)] | None = (
         None
     )
-    trigger: Trigger | None = None
+    trigger: Trigger | Absent = None
 
     _refuse_null = field_validator(*REQUIRED_LOG_FIELDS, mode="before")(_refuse_null)
 
@@ -247,6 +255,9 @@ class TaskLogList(BaseModel):
     total: int
     skip: int
     limit: int
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class Message(BaseModel):

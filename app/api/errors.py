@@ -5,10 +5,13 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import DatabaseUnavailable, InvalidField, NotFound
 
 logger = logging.getLogger(__name__)
+
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's words for undecodable bodies
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -18,9 +21,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+            # A body that is not even text (bad UTF-8) is malformed JSON like any other: 422.
+            detail = [{"type": "json_invalid", "loc": ["body"], "msg": "body is not valid JSON"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
     @app.exception_handler(InvalidField)
     async def invalid_field(_request: Request, exc: InvalidField) -> JSONResponse:
-        detail = [{"type": "value_error", "loc": ["body", exc.field], "msg": exc.message}]
+        detail = [{"type": "value_error", "loc": [exc.location, exc.field], "msg": exc.message}]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(DatabaseUnavailable)

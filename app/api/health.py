@@ -2,10 +2,18 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app import __version__
 from app.api.deps import Authorized
+from app.api.responses import UNAUTHORIZED
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +30,7 @@ def service_info():
     }
 
 
-@router.get("/health", dependencies=[Authorized])
+@router.get("/health", dependencies=[Authorized], responses=UNAUTHORIZED)
 def health():
     """Authenticated liveness check kept for Insignia clients."""
     return {"status": "healthy"}
@@ -34,7 +42,13 @@ def livez():
     return {"status": "alive"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": Readiness, "description": "Ready"},
+        503: {"model": Readiness, "description": "Not ready; `checks` says why"},
+    },
+)
 def readyz(request: Request):
     """Public: 200 when `SELECT 1` succeeds and the scheduler loop (when it runs here) has a
     fresh heartbeat and reaches the database; 503 with the failing check otherwise."""

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Authorized
+from app.api.responses import CONFLICT, PROTECTED
 
 router = APIRouter(tags=["operations"])
 
@@ -20,7 +21,7 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/scheduler/run", dependencies=[Authorized])
+@router.post("/scheduler/run", dependencies=[Authorized], responses=PROTECTED | CONFLICT)
 async def run_scheduler_pass(
     request: Request,
     max_seconds: Annotated[

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import Authorized, SessionDep
 from app.api.ids import parse_id
-from app.api.tasks import Limit, Skip
+from app.api.responses import NOT_FOUND, PROTECTED
+from app.api.tasks import CursorParam, Limit, Skip
 from app.schemas import (
     LogStatus,
     Message,
@@ -18,15 +19,20 @@ from app.schemas import (
     UTCDatetime,
 )
 from app.services import task_logs as service
+from app.services.pages import decode_cursor, next_cursor
 from app.services.tasks import get_task
 
-router = APIRouter(prefix="/task-logs", tags=["task-logs"], dependencies=[Authorized])
+router = APIRouter(
+    prefix="/task-logs", tags=["task-logs"], dependencies=[Authorized], responses=PROTECTED
+)
 
 Since = Annotated[UTCDatetime | None, Query(description="execution_time at or after (ISO 8601)")]
 Until = Annotated[UTCDatetime | None, Query(description="execution_time at or before (ISO 8601)")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskLogRead)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TaskLogRead, responses=NOT_FOUND
+)
 def create_log(data: TaskLogCreate, session: SessionDep):
     """Write a log row by hand; 404 if the task does not exist."""
     return service.create_log(session, data=data)
@@ -41,14 +47,15 @@ def list_logs(
     status: LogStatus | None = None,
     since: Since = None,
     until: Until = None,
+    cursor: CursorParam = None,
 ):
-    """Logs, newest execution_time first (ties broken by id), with the total matching."""
+    """Logs, newest execution_time first (ties broken by id), with the total matching. For deep
+    paging pass the previous page's `next_cursor` as `cursor` instead of a growing `skip`."""
     filters = service.LogFilters(task_id=task_id, status=status, since=since, until=until)
-    logs, total = service.list_logs(session, filters=filters, skip=skip, limit=limit)
-    return TaskLogList(task_logs=logs, total=total, skip=skip, limit=limit)
+    return _page(session, filters, skip=skip, limit=limit, cursor=cursor)
 
 
-@router.get("/task/{task_id}", response_model=TaskLogList)
+@router.get("/task/{task_id}", responses=NOT_FOUND, response_model=TaskLogList)
 def list_task_logs(
     task_id: str,
     session: SessionDep,
@@ -57,28 +64,41 @@ def list_task_logs(
     status: LogStatus | None = None,
     since: Since = None,
     until: Until = None,
+    cursor: CursorParam = None,
 ):
     """One task's logs, same shape and filters as GET /task-logs; 404 if the task is unknown."""
     task = get_task(session, parse_id(task_id, "Task"))
     filters = service.LogFilters(task_id=task.id, status=status, since=since, until=until)
-    logs, total = service.list_logs(session, filters=filters, skip=skip, limit=limit)
-    return TaskLogList(task_logs=logs, total=total, skip=skip, limit=limit)
+    return _page(session, filters, skip=skip, limit=limit, cursor=cursor)
 
 
-@router.get("/{log_id}", response_model=TaskLogRead)
+def _page(session, filters, *, skip: int, limit: int, cursor: str | None) -> TaskLogList:
+    logs, total = service.list_logs(
+        session, filters=filters, skip=skip, limit=limit, cursor=decode_cursor(cursor)
+    )
+    return TaskLogList(
+        task_logs=logs,
+        total=total,
+        skip=skip,
+        limit=limit,
+        next_cursor=next_cursor(logs, limit, at="execution_time"),
+    )
+
+
+@router.get("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
 def get_log(log_id: str, session: SessionDep):
     """One log row."""
     return service.get_log(session, parse_id(log_id, "Task log"))
 
 
-@router.put("/{log_id}", response_model=TaskLogRead)
-@router.patch("/{log_id}", response_model=TaskLogRead)
+@router.put("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
+@router.patch("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
 def update_log(log_id: str, data: TaskLogUpdate, session: SessionDep):
     """Partial update of a log row."""
     return service.update_log(session, log_id=parse_id(log_id, "Task log"), data=data)
 
 
-@router.delete("/{log_id}", response_model=Message)
+@router.delete("/{log_id}", responses=NOT_FOUND, response_model=Message)
 def delete_log(log_id: str, session: SessionDep):
     """Delete one log row."""
     service.delete_log(session, log_id=parse_id(log_id, "Task log"))

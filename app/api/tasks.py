@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import Authorized, SessionDep, SettingsDep
 from app.api.ids import parse_id
+from app.api.responses import NOT_FOUND, PROTECTED
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
     ExecuteAccepted,
@@ -19,10 +20,16 @@ from app.schemas import (
     TaskUpdate,
 )
 from app.services import tasks as service
+from app.services.pages import decode_cursor, next_cursor
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Authorized])
+router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Authorized], responses=PROTECTED)
 
-Skip = Annotated[int, Query(ge=0, description="rows to skip")]
+MAX_SKIP = 1_000_000_000
+CursorParam = Annotated[
+    str | None,
+    Query(max_length=200, description="`next_cursor` of the previous page (keyset paging)"),
+]
+Skip = Annotated[int, Query(ge=0, le=MAX_SKIP, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows to return (1-1000)")]
 
 
@@ -39,20 +46,35 @@ def list_tasks(
     limit: Limit = 100,
     status: TaskStatus | None = None,
     search: Annotated[str | None, Query(max_length=200, description="part of the name")] = None,
+    cursor: CursorParam = None,
 ):
-    """Tasks, newest first (ties broken by id), with the total matching the filters."""
-    tasks, total = service.list_tasks(session, skip=skip, limit=limit, status=status, search=search)
-    return TaskList(tasks=tasks, total=total, skip=skip, limit=limit)
+    """Tasks, newest first (ties broken by id), with the total matching the filters. For deep
+    paging pass the previous page's `next_cursor` as `cursor` instead of a growing `skip`."""
+    tasks, total = service.list_tasks(
+        session,
+        skip=skip,
+        limit=limit,
+        status=status,
+        search=search,
+        cursor=decode_cursor(cursor),
+    )
+    return TaskList(
+        tasks=tasks,
+        total=total,
+        skip=skip,
+        limit=limit,
+        next_cursor=next_cursor(tasks, limit, at="created_at"),
+    )
 
 
-@router.get("/{task_id}", response_model=TaskRead)
+@router.get("/{task_id}", responses=NOT_FOUND, response_model=TaskRead)
 def get_task(task_id: str, session: SessionDep):
     """One task."""
     return service.get_task(session, parse_id(task_id, "Task"))
 
 
-@router.put("/{task_id}", response_model=TaskRead)
-@router.patch("/{task_id}", response_model=TaskRead, include_in_schema=True)
+@router.put("/{task_id}", responses=NOT_FOUND, response_model=TaskRead)
+@router.patch("/{task_id}", responses=NOT_FOUND, response_model=TaskRead, include_in_schema=True)
 def update_task(task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep):
     """Partial update: only the fields given change; an explicit null on a required one is 422."""
     return service.update_task(
@@ -60,7 +82,7 @@ def update_task(task_id: str, data: TaskUpdate, session: SessionDep, settings: S
     )
 
 
-@router.delete("/{task_id}", response_model=Message)
+@router.delete("/{task_id}", responses=NOT_FOUND, response_model=Message)
 def delete_task(task_id: str, session: SessionDep):
     """Delete a task and its logs."""
     service.delete_task(session, task_id=parse_id(task_id, "Task"))
@@ -68,7 +90,10 @@ def delete_task(task_id: str, session: SessionDep):
 
 
 @router.post(
-    "/{task_id}/execute", status_code=status.HTTP_202_ACCEPTED, response_model=ExecuteAccepted
+    "/{task_id}/execute",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExecuteAccepted,
+    responses=NOT_FOUND,
 )
 def execute_task(task_id: str, session: SessionDep):
     """Deliver the task now (trigger `manual`), also when it is inactive; the schedule does
@@ -82,20 +107,20 @@ def execute_task(task_id: str, session: SessionDep):
     )
 
 
-@router.post("/{task_id}/pause", response_model=TaskRead)
+@router.post("/{task_id}/pause", responses=NOT_FOUND, response_model=TaskRead)
 def pause_task(task_id: str, session: SessionDep):
     """Make the task inactive; retries waiting on its schedule are dropped."""
     return service.pause_task(session, task_id=parse_id(task_id, "Task"))
 
 
-@router.post("/{task_id}/resume", response_model=TaskRead)
+@router.post("/{task_id}/resume", responses=NOT_FOUND, response_model=TaskRead)
 def resume_task(task_id: str, session: SessionDep):
     """Make the task active; its next run is computed from now (runs missed while paused are
     not caught up). A one-time task whose run_at has passed runs at once."""
     return service.resume_task(session, task_id=parse_id(task_id, "Task"))
 
 
-@router.get("/{task_id}/next-runs", response_model=NextRuns)
+@router.get("/{task_id}/next-runs", responses=NOT_FOUND, response_model=NextRuns)
 def next_runs(
     task_id: str,
     session: SessionDep,

@@ -420,3 +420,20 @@ def prune_finished(session: Session, *, now: datetime) -> int:
         delete(Occurrence).where(Occurrence.finished_at < now - FINISHED_RETENTION)
     )
     return result.rowcount
+
+
+def prune_logs(session: Session, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` log rows whose attempt started before `before` (oldest first, by
+    the execution_time index), so that retention runs in short transactions."""
+    oldest = (
+        select(TaskLog.id)
+        .where(TaskLog.execution_time < before)
+        .order_by(TaskLog.execution_time)
+        .limit(limit)
+    )
+    result = session.execute(
+        delete(TaskLog)
+        .where(TaskLog.id.in_(oldest.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

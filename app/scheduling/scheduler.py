@@ -46,6 +46,9 @@ T = TypeVar("T")
 
 IDLE_CHECK_SECONDS = 30.0
 PRUNE_EVERY_SECONDS = 600.0
+# Log retention deletes at most this many rows per transaction, this many times per round.
+LOG_PRUNE_BATCH = 5000
+LOG_PRUNE_BATCHES = 20
 DB_RETRY_MAX_SECONDS = 30.0
 LISTENER_RETRY_SECONDS = 5.0
 RECORD_ATTEMPTS = 5
@@ -311,12 +314,25 @@ class Scheduler:
             logger.warning("cannot LISTEN for wake-ups; polling", extra={"error": repr(exc)})
 
     async def _maybe_prune(self) -> None:
+        """Now and then: forget finished occurrences, and log rows past LOG_RETENTION_DAYS."""
         if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
             return
         self._last_prune = time.monotonic()
         pruned = await self._db(self._prune)
         if pruned:
             logger.info("pruned finished occurrences", extra={"count": pruned})
+        days = self._settings.log_retention_days
+        if not days:
+            return
+        before = utc_now() - timedelta(days=days)
+        deleted = 0
+        for _ in range(LOG_PRUNE_BATCHES):
+            batch = await self._db(self._prune_logs, before)
+            deleted += batch
+            if batch < LOG_PRUNE_BATCH:
+                break
+        if deleted:
+            logger.info("deleted old log rows", extra={"count": deleted, "retention_days": days})
 
     # -- deliveries ----------------------------------------------------------------------------
 
@@ -475,6 +491,10 @@ class Scheduler:
             return claims.release(
                 session, occurrence_ids=occurrence_ids, owner=self.owner, now=utc_now()
             )
+
+    def _prune_logs(self, before: datetime) -> int:
+        with transaction(self._factory) as session:
+            return claims.prune_logs(session, before=before, limit=LOG_PRUNE_BATCH)
 
     def _prune(self) -> int:
         with transaction(self._factory) as session:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import TaskLog, utc_now
 from app.schemas import TaskLogCreate, TaskLogUpdate
+from app.services.pages import Cursor, after_cursor
 from app.services.tasks import get_task
 
 Q = TypeVar("Q", bound=Select[Any])
@@ -47,11 +48,13 @@ def get_log(session: Session, log_id: uuid.UUID) -> TaskLog:
 
 
 def list_logs(
-    session: Session, *, filters: LogFilters, skip: int, limit: int
+    session: Session, *, filters: LogFilters, skip: int, limit: int, cursor: Cursor | None = None
 ) -> tuple[list[TaskLog], int]:
-    """A page of logs, newest `execution_time` first (ties by id), and the matching count."""
+    """A page of logs, newest `execution_time` first (ties by id), after `cursor` if given,
+    and the number of logs matching the filters."""
     query = _filtered(select(TaskLog), filters)
     total = session.scalar(_filtered(select(func.count(TaskLog.id)), filters)) or 0
+    query = after_cursor(query, cursor, at=TaskLog.execution_time, row_id=TaskLog.id)
     page = query.order_by(TaskLog.execution_time.desc(), TaskLog.id.desc()).offset(skip)
     return list(session.scalars(page.limit(limit))), total
 

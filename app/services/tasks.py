@@ -17,6 +17,7 @@ from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
 from app.scheduling.wakeup import request_wake
 from app.schemas import TaskCreate, TaskUpdate
+from app.services.pages import Cursor, after_cursor
 
 PAUSED_REASON = "paused through the API"
 # Changing one of these (or the status) moves the task's next fire time.
@@ -51,15 +52,23 @@ def get_task(session: Session, task_id: uuid.UUID, *, for_update: bool = False) 
 
 
 def list_tasks(
-    session: Session, *, skip: int, limit: int, status: str | None, search: str | None
+    session: Session,
+    *,
+    skip: int,
+    limit: int,
+    status: str | None,
+    search: str | None,
+    cursor: Cursor | None = None,
 ) -> tuple[list[Task], int]:
-    """A page of tasks, newest first (ties by id), and the number matching the filters."""
+    """A page of tasks, newest first (ties by id), after `cursor` if given, and the number
+    matching the filters."""
     query: Select[tuple[Task]] = select(Task)
     if status is not None:
         query = query.where(Task.status == status)
     if search:
         query = query.where(func.lower(Task.name).contains(search.lower(), autoescape=True))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query = after_cursor(query, cursor, at=Task.created_at, row_id=Task.id)
     page = query.order_by(Task.created_at.desc(), Task.id.desc()).offset(skip).limit(limit)
     return list(session.scalars(page)), total
 

@@ -349,3 +349,20 @@ def test_putting_the_same_values_back_keeps_a_due_run(
         assert after["updated_at"] == task["updated_at"]
         resumed = api.post(f"/tasks/{task['id']}/resume").json()
         assert instant(resumed["next_run_at"]) == due
+
+
+def test_log_rows_past_the_retention_are_deleted(scheduling_settings, db, receiver):
+    settings = scheduling_settings.model_copy(update={"log_retention_days": 7})
+    with start_client(api_only(settings)) as api:
+        task = create_task(api, receiver, schedule="0 0 1 1 *")
+        for days in (30, 8, 6, 1):
+            at = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+            body = {"task_id": task["id"], "status": "success", "execution_time": at}
+            assert api.post("/task-logs", json=body).status_code == 201
+    with start_client(settings) as service:
+        kept = wait_until(
+            lambda: (rows := logs_of(service, task["id"])) and len(rows) == 2 and rows,
+            what="the old rows to be deleted",
+        )
+    ages = sorted((datetime.now(UTC) - instant(log["execution_time"])).days for log in kept)
+    assert ages == [1, 6]

@@ -134,3 +134,25 @@ def test_bad_log_input_is_422(client: TestClient, body: dict, field: str):
 )
 def test_bad_log_query_is_422(client: TestClient, params: dict):
     assert set(error_fields(client.get("/task-logs", params=params))) == set(params)
+
+
+def test_cursor_paging_walks_every_log_once_in_order(client: TestClient):
+    task = create(client)
+    for minute in range(7):
+        add_log(client, task["id"], execution_time=(T0 + timedelta(minutes=minute % 3)).isoformat())
+    everything = [log["id"] for log in client.get("/task-logs").json()["task_logs"]]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = client.get(f"/task-logs/task/{task['id']}", params=params).json()
+        assert page["total"] == 7
+        seen += [log["id"] for log in page["task_logs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == everything
+
+
+def test_a_bad_cursor_is_422(client: TestClient):
+    assert "cursor" in error_fields(client.get("/task-logs", params={"cursor": "garbage!"}))
+    assert "cursor" in error_fields(client.get("/tasks", params={"cursor": "Zm9v"}))

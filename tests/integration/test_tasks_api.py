@@ -220,6 +220,14 @@ def test_update_is_validated_against_the_merged_task(client: TestClient):
     assert "schedule" in error_fields(clearing)
 
 
+def test_a_body_that_is_not_text_is_422(client: TestClient):
+    response = client.post(
+        "/tasks", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
 def test_malformed_json_is_422(client: TestClient):
     response = client.post(
         "/tasks", content=b'{"name": "x",', headers={"Content-Type": "application/json"}
@@ -230,7 +238,24 @@ def test_malformed_json_is_422(client: TestClient):
 
 @pytest.mark.parametrize(
     "params",
-    [{"skip": -1}, {"limit": 0}, {"limit": 1001}, {"status": "paused"}, {"limit": "many"}],
+    [
+        {"skip": -1},
+        {"skip": 10**30},
+        {"limit": 0},
+        {"limit": 1001},
+        {"status": "paused"},
+        {"limit": "many"},
+    ],
 )
 def test_bad_list_query_is_422(client: TestClient, params: dict):
     assert set(error_fields(client.get("/tasks", params=params))) <= set(params)
+
+
+def test_cursor_paging_over_tasks(client: TestClient):
+    ids = [create(client, name=f"t{i}")["id"] for i in range(5)]
+    first = client.get("/tasks", params={"limit": 2}).json()
+    second = client.get("/tasks", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    third = client.get("/tasks", params={"limit": 2, "cursor": second["next_cursor"]}).json()
+    walked = [t["id"] for page in (first, second, third) for t in page["tasks"]]
+    assert walked == ids[::-1]
+    assert third["next_cursor"] is None

@@ -109,6 +109,7 @@ class TaskLog(Base):
     __table_args__ = (
         Index("ix_task_logs_task_id_execution_time_id", "task_id", "execution_time", "id"),
         Index("ix_task_logs_execution_time_id", "execution_time", "id"),
+        Index("ix_task_logs_status_execution_time_id", "status", "execution_time", "id"),
     )
 
 

@@ -177,6 +177,10 @@ class TaskList(BaseModel):
     total: int
     skip: int
     limit: int
+    total_is_estimate: bool = Field(
+        default=False,
+        description="true when more than 10,000 rows match: `total` is then an estimate",
+    )
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page; null on the last page"
     )
@@ -255,6 +259,10 @@ class TaskLogList(BaseModel):
     total: int
     skip: int
     limit: int
+    total_is_estimate: bool = Field(
+        default=False,
+        description="true when more than 10,000 rows match: `total` is then an estimate",
+    )
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page; null on the last page"
     )

@@ -73,12 +73,13 @@ def list_task_logs(
 
 
 def _page(session, filters, *, skip: int, limit: int, cursor: str | None) -> TaskLogList:
-    logs, total = service.list_logs(
+    logs, total, estimated = service.list_logs(
         session, filters=filters, skip=skip, limit=limit, cursor=decode_cursor(cursor)
     )
     return TaskLogList(
         task_logs=logs,
         total=total,
+        total_is_estimate=estimated,
         skip=skip,
         limit=limit,
         next_cursor=next_cursor(logs, limit, at="execution_time"),

@@ -50,7 +50,7 @@ def list_tasks(
 ):
     """Tasks, newest first (ties broken by id), with the total matching the filters. For deep
     paging pass the previous page's `next_cursor` as `cursor` instead of a growing `skip`."""
-    tasks, total = service.list_tasks(
+    tasks, total, estimated = service.list_tasks(
         session,
         skip=skip,
         limit=limit,
@@ -61,6 +61,7 @@ def list_tasks(
     return TaskList(
         tasks=tasks,
         total=total,
+        total_is_estimate=estimated,
         skip=skip,
         limit=limit,
         next_cursor=next_cursor(tasks, limit, at="created_at"),

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Uuid, bindparam, tuple_
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Select, Uuid, bindparam, func, literal_column, select, text, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.errors import InvalidField
 from app.models import UTCDateTime
 
 Q = TypeVar("Q", bound=Select[Any])
+
+EXACT_COUNT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,30 @@ def after_cursor(
         bindparam("cursor_id", cursor.id, type_=Uuid()),
     )
     return query.where(tuple_(at, row_id) < bound)
+
+
+def count_rows(session: Session, query: Select[Any]) -> tuple[int, bool]:
+    """How many rows `query` matches: exact up to `exact_up_to`, else the query planner's
+    estimate (PostgreSQL) or the limit itself (SQLite), flagged as an estimate. An exact count
+    of millions of rows reads them all; a list page should not wait for that."""
+    exact_up_to = EXACT_COUNT_LIMIT
+    # The caller passes the query in the list's order: the database then walks its (time, id)
+    # index and stops after the limit, instead of collecting every match first.
+    bounded = query.with_only_columns(literal_column("1"), maintain_column_froms=True).limit(
+        exact_up_to + 1
+    )
+    counted = session.scalar(select(func.count()).select_from(bounded.subquery())) or 0
+    if counted <= exact_up_to:
+        return counted, False
+    if session.get_bind().dialect.name != "postgresql":
+        return exact_up_to, True
+    statement = query.with_only_columns(literal_column("1"), maintain_column_froms=True).order_by(
+        None
+    )
+    compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar()
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    return max(estimate, counted), True
 
 
 def next_cursor(rows: list[Any], limit: int, *, at: str) -> str | None:

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import TaskLog, utc_now
 from app.schemas import TaskLogCreate, TaskLogUpdate
-from app.services.pages import Cursor, after_cursor
+from app.services.pages import Cursor, after_cursor, count_rows
 from app.services.tasks import get_task
 
 Q = TypeVar("Q", bound=Select[Any])
@@ -49,14 +49,15 @@ def get_log(session: Session, log_id: uuid.UUID) -> TaskLog:
 
 def list_logs(
     session: Session, *, filters: LogFilters, skip: int, limit: int, cursor: Cursor | None = None
-) -> tuple[list[TaskLog], int]:
+) -> tuple[list[TaskLog], int, bool]:
     """A page of logs, newest `execution_time` first (ties by id), after `cursor` if given,
-    and the number of logs matching the filters."""
-    query = _filtered(select(TaskLog), filters)
-    total = session.scalar(_filtered(select(func.count(TaskLog.id)), filters)) or 0
-    query = after_cursor(query, cursor, at=TaskLog.execution_time, row_id=TaskLog.id)
-    page = query.order_by(TaskLog.execution_time.desc(), TaskLog.id.desc()).offset(skip)
-    return list(session.scalars(page.limit(limit))), total
+    and the number of logs matching the filters (and whether that number is an estimate)."""
+    query = _filtered(select(TaskLog), filters).order_by(
+        TaskLog.execution_time.desc(), TaskLog.id.desc()
+    )
+    total, estimated = count_rows(session, query)
+    page = after_cursor(query, cursor, at=TaskLog.execution_time, row_id=TaskLog.id).offset(skip)
+    return list(session.scalars(page.limit(limit))), total, estimated
 
 
 def update_log(session: Session, *, log_id: uuid.UUID, data: TaskLogUpdate) -> TaskLog:

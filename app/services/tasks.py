@@ -17,7 +17,7 @@ from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
 from app.scheduling.wakeup import request_wake
 from app.schemas import TaskCreate, TaskUpdate
-from app.services.pages import Cursor, after_cursor
+from app.services.pages import Cursor, after_cursor, count_rows
 
 PAUSED_REASON = "paused through the API"
 # Changing one of these (or the status) moves the task's next fire time.
@@ -59,18 +59,19 @@ def list_tasks(
     status: str | None,
     search: str | None,
     cursor: Cursor | None = None,
-) -> tuple[list[Task], int]:
+) -> tuple[list[Task], int, bool]:
     """A page of tasks, newest first (ties by id), after `cursor` if given, and the number
-    matching the filters."""
+    matching the filters (and whether that number is an estimate)."""
     query: Select[tuple[Task]] = select(Task)
     if status is not None:
         query = query.where(Task.status == status)
     if search:
         query = query.where(func.lower(Task.name).contains(search.lower(), autoescape=True))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query = query.order_by(Task.created_at.desc(), Task.id.desc())
+    total, estimated = count_rows(session, query)
     query = after_cursor(query, cursor, at=Task.created_at, row_id=Task.id)
-    page = query.order_by(Task.created_at.desc(), Task.id.desc()).offset(skip).limit(limit)
-    return list(session.scalars(page)), total
+    page = query.offset(skip).limit(limit)
+    return list(session.scalars(page)), total, estimated
 
 
 def update_task(

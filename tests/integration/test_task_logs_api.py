@@ -156,3 +156,23 @@ def test_cursor_paging_walks_every_log_once_in_order(client: TestClient):
 def test_a_bad_cursor_is_422(client: TestClient):
     assert "cursor" in error_fields(client.get("/task-logs", params={"cursor": "garbage!"}))
     assert "cursor" in error_fields(client.get("/tasks", params={"cursor": "Zm9v"}))
+
+
+def test_a_large_total_is_an_estimate(client: TestClient, monkeypatch, database_url: str):
+    from app.services import pages
+
+    monkeypatch.setattr(pages, "EXACT_COUNT_LIMIT", 3)
+    task = create(client)
+    for _ in range(5):
+        add_log(client, task["id"])
+    listing = client.get("/task-logs").json()
+    assert listing["total_is_estimate"] is True
+    assert len(listing["task_logs"]) == 5
+    assert listing["total"] >= 3
+    small = client.get("/task-logs", params={"status": "failed"}).json()
+    assert (small["total"], small["total_is_estimate"]) == (0, False)
+    # Every filter can be estimated (the estimate renders the filters into SQL).
+    params = {"task_id": task["id"], "status": "success", "since": "2000-01-01T00:00:00Z"}
+    filtered = client.get("/task-logs", params=params).json()
+    assert filtered["total_is_estimate"] is True
+    assert len(filtered["task_logs"]) == 5

@@ -1,0 +1,218 @@
+"""Scale: API latency with 100,000 tasks and 10,000,000 log rows on PostgreSQL, and what an idle
+scheduler holding those tasks costs.
+
+The rows are generated in SQL (fast), the service runs as `python main.py` in its own process,
+and a load generator sends each request shape `--requests` times, `--concurrency` at once,
+reporting p50/p99. Reads use the default page size (100).
+
+    python -m bench.scale                                  # 100k tasks, 10M log rows (~5 min)
+    python -m bench.scale --tasks 10000 --logs-per-task 50 --requests 100   # quicker
+"""
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from app.db import create_db_engine
+from app.migrations import upgrade_database
+from bench.common import BENCH_TOKEN, percentile, temporary_database
+from bench.throughput import cpu_seconds
+from tests.support import ServiceProcess
+
+AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
+
+
+def fill(url: str, tasks: int, logs_per_task: int) -> dict[str, str]:
+    """Generate the rows; return a few ids and instants the requests use."""
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                INSERT INTO tasks (id, name, schedule, timezone, catchup, webhook_url, payload,
+                                   max_retry, status, next_run_at, created_at, updated_at)
+                SELECT gen_random_uuid(), 'task ' || g, '@every 1h', 'UTC', 'latest',
+                       'https://hooks.example.com/' || g, '{"content": "x"}'::jsonb, 3,
+                       CASE WHEN g % 10 = 0 THEN 'inactive' ELSE 'active' END,
+                       CASE WHEN g % 10 = 0 THEN NULL
+                            ELSE now() + interval '1 hour' + (g % 3600) * interval '1 second' END,
+                       now() - g * interval '1 second', now() - g * interval '1 second'
+                FROM generate_series(1, :n) AS g
+                """
+            ),
+            {"n": tasks},
+        )
+        conn.execute(
+            text(
+                """
+                INSERT INTO task_logs (id, task_id, execution_time, scheduled_for, status,
+                                       retry_count, message, http_status, duration_ms, trigger,
+                                       created_at)
+                SELECT gen_random_uuid(), t.id,
+                       now() - (g * 3600 + (hashtext(t.id::text) & 3599)) * interval '1 second',
+                       now() - g * interval '1 hour',
+                       CASE WHEN g % 50 = 0 THEN 'failed' ELSE 'success' END, 0,
+                       'Delivered (HTTP 204)', 204, 35, 'schedule', now()
+                FROM tasks t CROSS JOIN generate_series(1, :k) AS g
+                """
+            ),
+            {"k": logs_per_task},
+        )
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+        some_task = conn.execute(text("SELECT id FROM tasks ORDER BY created_at LIMIT 1")).scalar()
+        newest = conn.execute(text("SELECT max(execution_time) FROM task_logs")).scalar()
+    engine.dispose()
+    return {"task_id": str(some_task), "newest": newest.isoformat()}
+
+
+async def measure(base: str, shape: str, method: str, path: str, params, requests, concurrency):
+    """Send one request shape `requests` times; p50/p99 in ms."""
+    timings: list[float] = []
+    slots = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=AUTH, timeout=60) as client:
+
+        async def one(i: int) -> None:
+            async with slots:
+                started = time.perf_counter()
+                if method == "POST":
+                    body = {
+                        "name": f"bench post {i}",
+                        "schedule": "@every 1h",
+                        "webhook_url": "https://hooks.example.com/new",
+                        "payload": {},
+                    }
+                    response = await client.post(path, json=body)
+                else:
+                    response = await client.get(path, params=params)
+                timings.append((time.perf_counter() - started) * 1000)
+                if response.status_code >= 400:
+                    raise RuntimeError(
+                        f"{shape}: HTTP {response.status_code} {response.text[:200]}"
+                    )
+
+        await asyncio.gather(*(one(i) for i in range(requests)))
+    return percentile(timings, 0.5), percentile(timings, 0.99)
+
+
+def shapes(ids: dict[str, str], deep_cursor: str) -> list[tuple[str, str, str, dict]]:
+    newest = datetime.fromisoformat(ids["newest"])
+    window = {
+        "since": (newest - timedelta(hours=2)).isoformat(),
+        "until": (newest - timedelta(hours=1)).isoformat(),
+    }
+    return [
+        ("GET /tasks", "GET", "/tasks", {}),
+        (
+            "GET /tasks?status=active&search=task 12",
+            "GET",
+            "/tasks",
+            {"status": "active", "search": "task 12"},
+        ),
+        ("GET /tasks/{id}", "GET", f"/tasks/{ids['task_id']}", {}),
+        ("GET /task-logs", "GET", "/task-logs", {}),
+        ("GET /task-logs?task_id=", "GET", "/task-logs", {"task_id": ids["task_id"]}),
+        ("GET /task-logs?status=failed", "GET", "/task-logs", {"status": "failed"}),
+        ("GET /task-logs?since&until (1 h)", "GET", "/task-logs", window),
+        ("GET /task-logs?skip=<half the table>", "GET", "/task-logs", {"skip": ids["half"]}),
+        ("GET /task-logs?cursor=<same depth>", "GET", "/task-logs", {"cursor": deep_cursor}),
+        ("GET /task-logs/task/{id}", "GET", f"/task-logs/task/{ids['task_id']}", {}),
+        ("POST /tasks", "POST", "/tasks", {}),
+    ]
+
+
+def cursor_at_depth(url: str, depth: int) -> str:
+    """The cursor a client holds after paging down to `depth` rows."""
+    from app.services.pages import encode_cursor
+
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT execution_time, id FROM task_logs "
+                "ORDER BY execution_time DESC, id DESC OFFSET :d LIMIT 1"
+            ),
+            {"d": depth},
+        ).one()
+    engine.dispose()
+    return encode_cursor(row[0], row[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--logs-per-task", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--idle-seconds", type=int, default=60)
+    args = parser.parse_args()
+    total_logs = args.tasks * args.logs_per_task
+    print(
+        f"# python -m bench.scale --tasks {args.tasks} --logs-per-task {args.logs_per_task} "
+        f"--requests {args.requests} --concurrency {args.concurrency}"
+    )
+    print(
+        f"# {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, PostgreSQL, "
+        f"{args.tasks:,} tasks, {total_logs:,} log rows"
+    )
+    with temporary_database("postgresql") as url, tempfile.TemporaryDirectory() as logs:
+        upgrade_database(url)
+        started = time.perf_counter()
+        ids = fill(url, args.tasks, args.logs_per_task)
+        ids["half"] = str(total_logs // 2)
+        print(f"# rows generated in {time.perf_counter() - started:.0f} s")
+        deep = cursor_at_depth(url, total_logs // 2)
+        env = {
+            "DATABASE_URL": url,
+            "API_TOKEN": BENCH_TOKEN,
+            "LOG_LEVEL": "WARNING",
+            "LOG_RETENTION_DAYS": "0",
+        }
+        service = ServiceProcess(env, Path(logs) / "service.log").start()
+        try:
+            assert service.process is not None
+            pid = service.process.pid
+            cpu_before = cpu_seconds(pid)
+            time.sleep(args.idle_seconds)
+            idle_cpu = cpu_seconds(pid) - cpu_before
+            print(
+                f"# idle scheduler holding {args.tasks:,} tasks: RSS {rss_mib(pid):.0f} MiB, "
+                f"CPU {idle_cpu:.2f} s over {args.idle_seconds} s"
+            )
+            print("| request | p50 ms | p99 ms |")
+            print("|---|---|---|")
+            for shape, method, path, params in shapes(ids, deep):
+                p50, p99 = asyncio.run(
+                    measure(
+                        service.base_url,
+                        shape,
+                        method,
+                        path,
+                        params,
+                        args.requests,
+                        args.concurrency,
+                    )
+                )
+                print(f"| {shape} | {p50:.1f} | {p99:.1f} |", flush=True)
+        finally:
+            service.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

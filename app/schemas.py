@@ -172,8 +172,9 @@ class TaskRead(BaseModel):
     updated_at: datetime
 
 
-class TaskList(BaseModel):
-    tasks: list[TaskRead]
+class Page(BaseModel):
+    """What every list answer carries besides its rows."""
+
     total: int
     skip: int
     limit: int
@@ -184,6 +185,10 @@ class TaskList(BaseModel):
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page; null on the last page"
     )
+
+
+class TaskList(Page):
+    tasks: list[TaskRead]
 
 
 class TaskLogCreate(BaseModel):
@@ -254,18 +259,8 @@ class TaskLogRead(BaseModel):
     created_at: datetime
 
 
-class TaskLogList(BaseModel):
+class TaskLogList(Page):
     task_logs: list[TaskLogRead]
-    total: int
-    skip: int
-    limit: int
-    total_is_estimate: bool = Field(
-        default=False,
-        description="true when more than 10,000 rows match: `total` is then an estimate",
-    )
-    next_cursor: str | None = Field(
-        default=None, description="pass as `cursor` for the next page; null on the last page"
-    )
 
 
 class Message(BaseModel):

@@ -49,7 +49,8 @@ PRUNE_EVERY_SECONDS = 600.0
 # Log retention deletes at most this many rows per transaction, this many times per round.
 LOG_PRUNE_BATCH = 5000
 LOG_PRUNE_BATCHES = 20
-DB_RETRY_MAX_SECONDS = 30.0
+# Short, so that the scheduler (and /readyz) is back within seconds of the database.
+DB_RETRY_MAX_SECONDS = 5.0
 LISTENER_RETRY_SECONDS = 5.0
 RECORD_ATTEMPTS = 5
 # A pass that found due rows but could claim none (another replica holds them) waits this long.

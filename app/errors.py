@@ -20,7 +20,3 @@ class InvalidField(ServiceError):
         self.field = field
         self.message = message
         self.location = location
-
-
-class DatabaseUnavailable(ServiceError):
-    """The database cannot be reached right now (answered as 503)."""

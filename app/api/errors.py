@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import DatabaseUnavailable, InvalidField, NotFound
+from app.errors import InvalidField, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = [{"type": "value_error", "loc": [exc.location, exc.field], "msg": exc.message}]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.exception_handler(DatabaseUnavailable)
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         # OperationalError is the driver's "cannot talk to the database" family (refused

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
 
 from app.api.deps import Authorized, SessionDep
 from app.api.ids import parse_id
@@ -72,7 +73,10 @@ def list_task_logs(
     return _page(session, filters, skip=skip, limit=limit, cursor=cursor)
 
 
-def _page(session, filters, *, skip: int, limit: int, cursor: str | None) -> TaskLogList:
+def _page(
+    session: Session, filters: service.LogFilters, *, skip: int, limit: int, cursor: str | None
+) -> TaskLogList:
+    """One page of logs with its total and the cursor of the next page."""
     logs, total, estimated = service.list_logs(
         session, filters=filters, skip=skip, limit=limit, cursor=decode_cursor(cursor)
     )

@@ -166,7 +166,14 @@ def _claim_available(
     return jobs
 
 
-def _job(task: Task, occurrence_id, scheduled_for, trigger, attempt, lease_until) -> Job:
+def _job(
+    task: Task,
+    occurrence_id: uuid.UUID,
+    scheduled_for: datetime,
+    trigger: str,
+    attempt: int,
+    lease_until: datetime,
+) -> Job:
     return Job(
         occurrence_id=occurrence_id,
         task_id=task.id,

@@ -229,10 +229,6 @@ class Scheduler:
             return "scheduler loop heartbeat is stale"
         return None
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     # -- the loop ------------------------------------------------------------------------------
 
     async def _run(self) -> None:

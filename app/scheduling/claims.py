@@ -7,11 +7,12 @@ unique key on (task_id, scheduled_for) makes a second claim of one occurrence im
 """
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -22,6 +23,19 @@ from app.scheduling.planner import plan_due
 from app.scheduling.wakeup import request_wake
 
 FINISHED_RETENTION = timedelta(days=1)
+
+_TASKS = Task.__table__
+_OCCURRENCES = Occurrence.__table__
+# A claimed task's new next run (and, for a one-time task whose time passed unseen, its end).
+_ADVANCE_TASK = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("_id"))
+    .values(
+        next_run_at=bindparam("_next_run_at"),
+        status=bindparam("_status"),
+        status_reason=bindparam("_status_reason"),
+    )
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,20 +89,27 @@ def _claim_due_tasks(
     if limit <= 0:
         return []
     query = (
-        select(Task)
-        .where(Task.next_run_at <= now, Task.status == "active")
-        .order_by(Task.next_run_at)
+        select(_TASKS)
+        .where(_TASKS.c.next_run_at <= now, _TASKS.c.status == "active")
+        .order_by(_TASKS.c.next_run_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    tasks = session.scalars(query).all()
+    tasks = session.execute(query).all()
     rows: list[dict] = []
-    by_id: dict[uuid.UUID, Task] = {}
+    by_id: dict[uuid.UUID, Any] = {}
+    advanced: list[dict] = []
     for task in tasks:
         plan = plan_due(task, now=now, grace=grace)
-        task.next_run_at = plan.next_run_at
-        if plan.stop_reason is not None:
-            task.status, task.status_reason = "inactive", plan.stop_reason
+        stopped = plan.stop_reason is not None
+        advanced.append(
+            {
+                "_id": task.id,
+                "_next_run_at": plan.next_run_at,
+                "_status": "inactive" if stopped else task.status,
+                "_status_reason": plan.stop_reason if stopped else task.status_reason,
+            }
+        )
         for firing in plan.firings:
             leased = len(rows) < limit
             occurrence_id = uuid.uuid4()
@@ -106,8 +127,9 @@ def _claim_due_tasks(
                     "created_at": now,
                 }
             )
+    if advanced:
+        session.execute(_ADVANCE_TASK, advanced)
     if not rows:
-        session.flush()
         return []
     inserted = _insert_new_occurrences(session, rows)
     return [
@@ -119,14 +141,16 @@ def _claim_due_tasks(
 
 def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID]:
     """Insert the rows, skipping any whose (task, scheduled_for) exists; the ids inserted."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = Occurrence.__table__
+    # One statement for any number of rows ("insertmanyvalues"): compiled once and cached,
+    # where .values(rows) would compile a new statement for every batch.
     statement = (
-        insert(Occurrence)
-        .values(rows)
+        upsert(table)
         .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"])
-        .returning(Occurrence.id)
+        .returning(table.c.id)
     )
-    return set(session.scalars(statement))
+    return set(session.execute(statement, rows).scalars())
 
 
 def _claim_available(
@@ -167,7 +191,7 @@ def _claim_available(
 
 
 def _job(
-    task: Task,
+    task: Any,  # a Task, or a row of the tasks table
     occurrence_id: uuid.UUID,
     scheduled_for: datetime,
     trigger: str,
@@ -206,6 +230,36 @@ class Attempt:
     started_at: datetime
 
 
+@dataclass(kw_only=True)
+class _TaskState:
+    """The task columns recording reads and writes (a locked row, changed in place)."""
+
+    id: uuid.UUID
+    schedule: str | None
+    status: str
+    status_reason: str | None
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_status: str | None
+    updated_at: datetime
+
+
+@dataclass(kw_only=True)
+class _OccurrenceState:
+    """The occurrence columns recording reads and writes (a locked row, changed in place)."""
+
+    id: uuid.UUID
+    attempt: int
+    available_at: datetime | None
+    lease_owner: str | None
+    rate_limit_wait_seconds: float
+    finished_at: datetime | None
+
+
+_TASK_FIELDS = [f.name for f in fields(_TaskState)]
+_OCCURRENCE_FIELDS = [f.name for f in fields(_OccurrenceState)]
+
+
 def record_attempts(
     session: Session, *, attempts: list[Attempt], now: datetime, owner: str, rules: AttemptRules
 ) -> list[str]:
@@ -214,49 +268,70 @@ def record_attempts(
     Returns the step taken for each attempt: `finished`, `retry`, `rate_limited`, `deactivated`,
     or `lost` (the task is gone, or another scheduler holds the occurrence now: the log row is
     still written when the task exists). Rows are locked in id order so that concurrent
-    recorders never deadlock.
+    recorders never deadlock. Plain Core statements, each run once for the whole batch: this
+    is on every delivery's path.
     """
     task_ids = sorted({a.job.task_id for a in attempts})
     tasks = {
-        task.id: task
-        for task in session.scalars(
-            select(Task).where(Task.id.in_(task_ids)).order_by(Task.id).with_for_update()
+        row.id: _TaskState(**row._mapping)
+        for row in session.execute(
+            select(*(_TASKS.c[name] for name in _TASK_FIELDS))
+            .where(_TASKS.c.id.in_(task_ids))
+            .order_by(_TASKS.c.id)
+            .with_for_update()
         )
     }
     occurrence_ids = sorted(a.job.occurrence_id for a in attempts)
     occurrences = {
-        occurrence.id: occurrence
-        for occurrence in session.scalars(
-            select(Occurrence)
-            .where(Occurrence.id.in_(occurrence_ids), Occurrence.lease_owner == owner)
-            .order_by(Occurrence.id)
+        row.id: _OccurrenceState(**row._mapping)
+        for row in session.execute(
+            select(*(_OCCURRENCES.c[name] for name in _OCCURRENCE_FIELDS))
+            .where(_OCCURRENCES.c.id.in_(occurrence_ids), _OCCURRENCES.c.lease_owner == owner)
+            .order_by(_OCCURRENCES.c.id)
             .with_for_update()
         )
     }
+    log_rows: list[dict] = []
     steps = [
         _record_one(
             attempt,
             tasks.get(attempt.job.task_id),
             occurrences.get(attempt.job.occurrence_id),
-            session=session,
+            log_rows=log_rows,
             now=now,
             rules=rules,
         )
         for attempt in attempts
     ]
-    session.flush()
+    _write_back(session, _TASKS, _TASK_FIELDS, tasks.values())
+    _write_back(session, _OCCURRENCES, _OCCURRENCE_FIELDS, occurrences.values())
+    if log_rows:
+        session.execute(insert(TaskLog.__table__), log_rows)
     stopped = [task_id for task_id, task in tasks.items() if task.status != "active"]
     if stopped:
         cancel_pending(session, task_ids=stopped, now=now)
     return steps
 
 
+def _write_back(session: Session, table: Any, names: list[str], states: Iterable[Any]) -> None:
+    """Store the rows' columns by primary key: one executemany UPDATE for them all."""
+    rows = [{f"_{name}": getattr(state, name) for name in names} for state in states]
+    if not rows:
+        return
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({name: bindparam(f"_{name}") for name in names if name != "id"})
+    )
+    session.execute(statement, rows)
+
+
 def _record_one(
     attempt: Attempt,
-    task: Task | None,
-    occurrence: Occurrence | None,
+    task: _TaskState | None,
+    occurrence: _OccurrenceState | None,
     *,
-    session: Session,
+    log_rows: list[dict],
     now: datetime,
     rules: AttemptRules,
 ) -> str:
@@ -284,21 +359,21 @@ def _record_one(
         rules=rules,
     )
     status = "success" if outcome.success else "failed"
-    session.add(
-        TaskLog(
-            id=uuid.uuid4(),
-            task_id=job.task_id,
-            execution_time=attempt.started_at,
-            scheduled_for=job.scheduled_for,
-            status=status,
-            retry_count=job.attempt,
-            message=message,
-            http_status=outcome.http_status,
-            duration_ms=outcome.duration_ms,
-            response_body=outcome.response_body,
-            trigger=job.trigger,
-            created_at=now,
-        )
+    log_rows.append(
+        {
+            "id": uuid.uuid4(),
+            "task_id": job.task_id,
+            "execution_time": attempt.started_at,
+            "scheduled_for": job.scheduled_for,
+            "status": status,
+            "retry_count": job.attempt,
+            "message": message,
+            "http_status": outcome.http_status,
+            "duration_ms": outcome.duration_ms,
+            "response_body": outcome.response_body,
+            "trigger": job.trigger,
+            "created_at": now,
+        }
     )
     if task.last_run_at is None or attempt.started_at >= task.last_run_at:
         task.last_run_at, task.last_status = attempt.started_at, status
@@ -336,7 +411,7 @@ def _rate_limit_wait(outcome: Outcome, backoff: timedelta) -> float | None:
 def _next_step(
     job: Job,
     outcome: Outcome,
-    occurrence: Occurrence | None,
+    occurrence: _OccurrenceState | None,
     *,
     task_inactive: bool,
     rate_wait: float | None,
@@ -366,7 +441,7 @@ def _next_step(
     return "give_up", f"{outcome.message}; retries exhausted"
 
 
-def _finish_task(task: Task, job: Job, outcome: Outcome, *, step: str, now: datetime) -> str:
+def _finish_task(task: _TaskState, job: Job, outcome: Outcome, *, step: str, now: datetime) -> str:
     """After an occurrence's last attempt: stop a failed task, complete a one-time one."""
     if step == "give_up" and task.status == "active":
         attempts = job.attempt + 1

@@ -14,8 +14,8 @@ trigger `catchup`, on-time runs `schedule`.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from app.models import Task
 from app.scheduling.schedules import (
     fire_times_between,
     next_fire_time,
@@ -28,6 +28,25 @@ CATCHUP_LIMIT = 100
 # Occurrences due within the grace period all run; this bounds one claim's work for a
 # very short interval after a stall (the rest are then missed and follow the policy).
 ON_TIME_LIMIT = 100
+
+
+class TaskTiming(Protocol):
+    """What planning reads of a task: a `Task`, or a row of the tasks table."""
+
+    @property
+    def schedule(self) -> str | None: ...
+    @property
+    def run_at(self) -> datetime | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def catchup(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def next_run_at(self) -> datetime | None: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,7 @@ class DuePlan:
     stop_reason: str | None = None
 
 
-def next_run_after(task: Task, *, after: datetime) -> datetime | None:
+def next_run_after(task: TaskTiming, *, after: datetime) -> datetime | None:
     """The task's first fire time strictly after `after`, or None when it will not fire.
 
     An active one-time task fires at `run_at`, or at once if `run_at` has passed (a client whose
@@ -62,7 +81,7 @@ def next_run_after(task: Task, *, after: datetime) -> datetime | None:
     return next_fire_time(schedule, tz, after=after, anchor=task.created_at)
 
 
-def upcoming_runs(task: Task, *, after: datetime, count: int) -> list[datetime]:
+def upcoming_runs(task: TaskTiming, *, after: datetime, count: int) -> list[datetime]:
     """The next `count` fire times after `after`, whatever the task's status."""
     if task.schedule is None:
         return [task.run_at] if task.run_at is not None and task.run_at > after else []
@@ -71,7 +90,7 @@ def upcoming_runs(task: Task, *, after: datetime, count: int) -> list[datetime]:
     return next_fire_times(schedule, tz, after=after, anchor=task.created_at, count=count)
 
 
-def plan_due(task: Task, *, now: datetime, grace: timedelta) -> DuePlan:
+def plan_due(task: TaskTiming, *, now: datetime, grace: timedelta) -> DuePlan:
     """Firings for a task whose `next_run_at` is at or before `now`, and its new next_run_at."""
     first = task.next_run_at
     assert first is not None and first <= now, "plan_due is for due tasks"
@@ -93,7 +112,7 @@ def plan_due(task: Task, *, now: datetime, grace: timedelta) -> DuePlan:
 
 
 def _due_times(
-    task: Task, *, first: datetime, cutoff: datetime, now: datetime
+    task: TaskTiming, *, first: datetime, cutoff: datetime, now: datetime
 ) -> tuple[list[datetime], list[datetime]]:
     """Due fire times from `first` to `now`, split into missed (<= cutoff) and on time."""
     if task.schedule is None:

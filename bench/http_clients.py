@@ -1,7 +1,7 @@
 """HTTP client throughput: POSTs per second to a fast local receiver, by client and concurrency.
 
-Compares plain httpx, httpx driven by the aiohttp transport (what the service uses) and aiohttp
-alone, in the same run against the same receiver process.
+Compares plain httpx with the service's own client (`app.delivery.client.WebhookClient`, aiohttp
+with the guarded resolver), in the same run against the same receiver process.
 
     python -m bench.http_clients               # 2,000 POSTs per cell
     python -m bench.http_clients --requests 500
@@ -14,10 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
+from app.delivery.client import WebhookClient, create_http_client
 from bench.common import running_receiver
 
 CONCURRENCY = (10, 50, 100, 200)
@@ -49,31 +48,22 @@ async def compare(url: str, requests: int) -> None:
         limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
         return httpx.AsyncClient(limits=limits)
 
-    def over_aiohttp(n: int) -> httpx.AsyncClient:
-        def session() -> aiohttp.ClientSession:
-            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n))
-
-        return httpx.AsyncClient(transport=AiohttpTransport(client=session))
-
-    def aiohttp_alone(n: int) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n))
+    def service_client(n: int) -> WebhookClient:
+        return create_http_client(max_connections=n, allow_private=True)
 
     async def httpx_post(client) -> None:
         (await client.post(url, json={"content": "x"})).raise_for_status()
 
-    async def aiohttp_post(client) -> None:
-        async with client.post(url, json={"content": "x"}) as response:
-            await response.read()
+    async def service_post(client) -> None:
+        answer = await client.post(url, {"content": "x"}, {})
+        assert answer.status == 204, answer
 
-    print(
-        "| concurrent | httpx | httpx + aiohttp transport | aiohttp | ratio (transport / httpx) |"
-    )
-    print("|---|---|---|---|---|")
+    print("| concurrent | httpx | service client (aiohttp) | ratio |")
+    print("|---|---|---|---|")
     for n in CONCURRENCY:
         a = await rate(plain, httpx_post, requests, n)
-        b = await rate(over_aiohttp, httpx_post, requests, n)
-        c = await rate(aiohttp_alone, aiohttp_post, requests, n)
-        print(f"| {n} | {a:,.0f}/s | {b:,.0f}/s | {c:,.0f}/s | {b / a:.1f}x |", flush=True)
+        b = await rate(service_client, service_post, requests, n)
+        print(f"| {n} | {a:,.0f}/s | {b:,.0f}/s | {b / a:.1f}x |", flush=True)
 
 
 def main() -> None:

@@ -1,31 +1,41 @@
-"""The one HTTP client a process uses for deliveries.
+"""The one HTTP client a process uses for deliveries: aiohttp, with a guarded resolver.
 
-It is an `httpx.AsyncClient` (the API the rest of the code and the unit tests use) driven by the
-aiohttp transport of `httpx-aiohttp`: on a 2-core machine plain httpx 0.28 managed about 200 to
-900 POSTs per second depending on concurrency, httpx over aiohttp about 3,600 to 5,200 (see
-docs/BENCHMARKS.md). Redirects are never followed.
+`WebhookClient.post` sends one JSON POST and returns its `Answer` (status, lower-cased headers,
+the first KiB of the body); redirects are never followed. aiohttp is used directly because it
+is the cheapest client per request: on the 2-core benchmark machine it made about twice as many
+POSTs per second as httpx driven by an aiohttp transport, and ten times as many as plain httpx
+(`python -m bench.http_clients`, docs/BENCHMARKS.md).
 
-Outbound safety is enforced where the connection is made: the aiohttp connector resolves names
-through `GuardedResolver`, which refuses the whole answer if any address is not public, and the
+Outbound safety is enforced where the connection is made: the connector resolves names through
+`GuardedResolver`, which refuses the whole answer if any address is not public, and the
 connection is then made to exactly those checked addresses, so a name that resolves to a public
 address when the task is saved and to 127.0.0.1 later (DNS rebinding) is still refused. IP
 literals never reach a resolver; `Sender` checks them before sending.
 """
 
+import json
 import socket
-from typing import Any
+from dataclasses import dataclass
 
 import aiohttp
-import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from httpx_aiohttp import AiohttpTransport
 
 from app import __version__
 from app.delivery.guard import check_resolved_addresses
 
 USER_AGENT = f"InsigniaTaskScheduler/{__version__} (webhook scheduler)"
 DNS_CACHE_SECONDS = 10
+RESPONSE_BODY_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a webhook answered: status, lower-cased headers, the first KiB of the body."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
 
 
 class GuardedResolver(AbstractResolver):
@@ -48,20 +58,48 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def create_http_client(*, max_connections: int, allow_private: bool) -> httpx.AsyncClient:
+class WebhookClient:
+    """POSTs JSON documents through one pooled aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def post(self, url: str, payload: object, headers: dict[str, str]) -> Answer:
+        """One POST of `payload` as JSON; the caller bounds it with a deadline."""
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        async with self._session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/json", **headers},
+            allow_redirects=False,
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            while size < RESPONSE_BODY_LIMIT:
+                chunk = await response.content.read(RESPONSE_BODY_LIMIT - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            text = b"".join(chunks).decode("utf-8", errors="replace")
+            answer_headers = {name.lower(): value for name, value in response.headers.items()}
+            return Answer(response.status, answer_headers, text)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def create_http_client(*, max_connections: int, allow_private: bool) -> WebhookClient:
     """The shared delivery client (call inside a running event loop)."""
-
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=max_connections,
-            resolver=GuardedResolver(allow_private=allow_private),
-            ttl_dns_cache=DNS_CACHE_SECONDS,
-        )
-        return aiohttp.ClientSession(connector=connector)
-
-    transport: Any = AiohttpTransport(client=session)
-    return httpx.AsyncClient(
-        transport=transport,
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        resolver=GuardedResolver(allow_private=allow_private),
+        ttl_dns_cache=DNS_CACHE_SECONDS,
     )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": USER_AGENT},
+        # The sender puts one deadline around the whole attempt.
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+    return WebhookClient(session)

@@ -24,18 +24,26 @@ from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 import aiohttp
-import httpx
 
+from app.delivery.client import Answer
 from app.delivery.discord import is_discord_webhook_url, webhook_id, with_wait_true
 from app.delivery.guard import UnsafeTargetError, check_url_target
 from app.delivery.pacing import DiscordPacer, retry_after_seconds
 
-RESPONSE_BODY_LIMIT = 1024
 # Pacing waits up to this long in place; longer, the occurrence is rescheduled instead.
 INLINE_PACING_SECONDS = 2.0
 TRANSIENT_4XX = frozenset({408})
+
+
+class PostClient(Protocol):
+    """What the sender needs of an HTTP client (`app.delivery.client.WebhookClient`)."""
+
+    async def post(self, url: str, payload: object, headers: dict[str, str]) -> Answer: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +76,7 @@ class Sender:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        client: PostClient,
         timeout_seconds: float,
         allow_private: bool,
         discord_hosts: Collection[str] = (),
@@ -118,61 +126,47 @@ class Sender:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                status, headers, body = await self._post(url, delivery)
+                answer = await self._client.post(url, delivery.payload, delivery.headers)
         except Exception as exc:  # every failure becomes an outcome
             return replace(self._failure_from(exc, started), sent_at=sent_at)
-        document = _json(body)
+        document = _json(answer.body)
         if webhook is not None:
-            self._pacer.observe(webhook, status=status, headers=headers, body=document)
+            self._pacer.observe(
+                webhook, status=answer.status, headers=answer.headers, body=document
+            )
         outcome = classify(
-            status,
-            headers=headers,
-            body=body,
+            answer.status,
+            headers=answer.headers,
+            body=answer.body,
             document=document,
             duration_ms=_elapsed_ms(started),
         )
         return replace(outcome, sent_at=sent_at)
 
-    async def _post(self, url: str, delivery: Delivery) -> tuple[int, dict[str, str], str]:
-        """The status, lower-cased headers and first KiB of the body of one POST."""
-        async with self._client.stream(
-            "POST", url, json=delivery.payload, headers=delivery.headers
-        ) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= RESPONSE_BODY_LIMIT:
-                    break
-            body = b"".join(chunks)[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
-            headers = {name.lower(): value for name, value in response.headers.items()}
-            return response.status_code, headers, body
-
     def _failure_from(self, exc: Exception, started: float) -> Outcome:
-        """The outcome of a request that got no answer. The transport wraps aiohttp's errors in
-        httpx ones (not always faithfully), so the original cause decides."""
-        cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+        """The outcome of a request that got no answer; `exc`, or the error it wraps, decides."""
+        cause = exc.__cause__ if isinstance(exc, aiohttp.ClientError) and exc.__cause__ else exc
         elapsed = _elapsed_ms(started)
         if isinstance(cause, UnsafeTargetError):
             return Outcome(
                 success=False, message=f"refused: {cause}", permanent=True, duration_ms=elapsed
             )
-        if isinstance(cause, TimeoutError | httpx.TimeoutException):
+        if isinstance(cause, TimeoutError):
             message = f"timed out after {self._timeout:g} s"
             return Outcome(success=False, message=message, duration_ms=elapsed)
-        if isinstance(cause, httpx.InvalidURL | UnicodeError | ValueError):
-            # A URL the HTTP stack cannot use (bad IDNA, control characters): no retry helps.
+        if isinstance(cause, ValueError) and not isinstance(cause, OSError):
+            # A URL the HTTP stack cannot use (aiohttp.InvalidURL, bad IDNA, control
+            # characters): no retry helps. (Certificate errors are OSErrors: network errors.)
             message = f"invalid webhook URL: {type(cause).__name__}"
             return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
-        if isinstance(cause, httpx.HTTPError | aiohttp.ClientError | OSError):
+        if isinstance(cause, aiohttp.ClientError | OSError):
             return Outcome(success=False, message=_network_error(cause), duration_ms=elapsed)
         # Anything else is unexpected; still an outcome, so the occurrence cannot loop forever.
         message = f"delivery error: {type(cause).__name__}"
         return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
 
 def classify(

@@ -294,3 +294,18 @@ def test_discord_pacing_does_not_hold_sending_slots(discord_settings, receiver):
         final_state(client, other["id"])
     assert (request.at - due).total_seconds() < 0.5
     assert receiver.rejected("busy") == 0
+
+
+def test_a_redirect_is_not_followed_and_only_a_kib_of_the_body_is_kept(
+    scheduling_settings, receiver
+):
+    elsewhere = receiver.url("2")
+    receiver.script("1", Answer(307, "x" * 5000, {"Location": elsewhere}))
+    with start_client(scheduling_settings) as client:
+        task = once_soon(client, receiver, max_retry=2)
+        final = final_state(client, task["id"])
+        (log,) = logs_of(client, task["id"])
+    assert final["status_reason"].startswith("deactivated after 1 failed attempt: ")
+    assert log["http_status"] == 307
+    assert log["response_body"] == '"' + "x" * 1023
+    assert [request.webhook_id for request in receiver.received()] == ["1"]

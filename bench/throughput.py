@@ -8,6 +8,7 @@ of the log rows.
 
     python -m bench.throughput                      # 5,000 deliveries at 10, 50, 200 concurrent
     python -m bench.throughput --tasks 1000 --db sqlite --quick
+    python -m bench.throughput --db postgresql --replicas 2   # two service processes
 """
 
 import argparse
@@ -63,7 +64,9 @@ def insert_due_tasks(url: str, webhook: str, count: int, due: datetime) -> None:
     engine.dispose()
 
 
-def run_level(kind: str, url: str, receiver: str, count: int, concurrency: int, logs: Path):
+def run_level(
+    kind: str, url: str, receiver: str, count: int, concurrency: int, logs: Path, replicas: int
+):
     engine = create_db_engine(url)
     with engine.begin() as conn:
         for table in ("task_logs", "occurrences", "tasks"):
@@ -75,10 +78,12 @@ def run_level(kind: str, url: str, receiver: str, count: int, concurrency: int, 
         "LOG_LEVEL": "WARNING",
         "MAX_CONCURRENT_DELIVERIES": str(concurrency),
     }
-    service = ServiceProcess(env, logs / f"{kind}-{concurrency}.log").start()
+    services = [
+        ServiceProcess(env, logs / f"{kind}-{concurrency}-{n}.log").start() for n in range(replicas)
+    ]
+    pids = [service.process.pid for service in services if service.process is not None]
     try:
-        assert service.process is not None
-        cpu_before = cpu_seconds(service.process.pid)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         due = datetime.now(UTC) + timedelta(seconds=2)
         insert_due_tasks(url, f"{receiver}/hook", count, due)
         deadline = time.monotonic() + 120
@@ -90,18 +95,19 @@ def run_level(kind: str, url: str, receiver: str, count: int, concurrency: int, 
                 break
             time.sleep(0.05)
         finished = datetime.now(UTC)
-        cpu = cpu_seconds(service.process.pid) - cpu_before
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         with engine.connect() as conn:
             durations = [row[0] for row in conn.execute(select(TaskLog.duration_ms))]
             failed = conn.execute(
                 select(func.count()).select_from(TaskLog).where(TaskLog.status != "success")
             ).scalar_one()
     finally:
-        service.terminate()
+        for service in services:
+            service.terminate()
         engine.dispose()
     elapsed = (finished - due).total_seconds()
     return {
-        "db": kind,
+        "db": kind if replicas == 1 else f"{kind} x{replicas} processes",
         "concurrency": concurrency,
         "delivered": done,
         "failed": failed,
@@ -117,7 +123,15 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="one level (50 concurrent)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="service processes sharing the database (PostgreSQL; CPU is their sum)",
+    )
     args = parser.parse_args()
+    if args.replicas > 1 and args.db != "postgresql":
+        parser.error("--replicas needs --db postgresql (SQLite has one scheduler per file)")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     levels = (50,) if args.quick else CONCURRENCY
     print(
@@ -129,12 +143,15 @@ def main() -> int:
         "| service CPU ms per delivery |"
     )
     print("|---|---|---|---|---|---|---|")
+    faults = 0
     with tempfile.TemporaryDirectory() as logs, running_receiver() as receiver:
         for kind in kinds:
             with temporary_database(kind) as url:
                 upgrade_database(url)
                 for level in levels:
-                    row = run_level(kind, url, receiver, args.tasks, level, Path(logs))
+                    row = run_level(
+                        kind, url, receiver, args.tasks, level, Path(logs), args.replicas
+                    )
                     print(
                         f"| {row['db']} | {row['concurrency']} | {row['delivered']}"
                         f"{' (' + str(row['failed']) + ' failed)' if row['failed'] else ''}"
@@ -142,7 +159,9 @@ def main() -> int:
                         f" | {row['cpu_ms_per_delivery']:.2f} |",
                         flush=True,
                     )
-    return 0
+                    if row["delivered"] < args.tasks or row["failed"]:
+                        faults += 1
+    return 1 if faults else 0
 
 
 if __name__ == "__main__":

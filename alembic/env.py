@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 
 from app.config import get_settings
 from app.db import create_db_engine
-from app.models import Base
+from app.models import Base, described_by_models
 
 # An arbitrary constant that names "schema migration" among advisory locks.
 MIGRATION_LOCK_ID = 724_310_551
@@ -22,7 +22,12 @@ if config.config_file_name and not config.attributes.get("skip_logging_config"):
 
 
 def run_on(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        compare_type=True,
+        include_object=described_by_models,
+    )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})

@@ -6,10 +6,11 @@ import sys
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from app.db import create_db_engine
 from app.migrations import alembic_config, upgrade_database
-from app.models import Base
+from app.models import Base, described_by_models
 from tests.support import ROOT
 
 
@@ -17,7 +18,8 @@ def schema_differences(url: str) -> list:
     engine = create_db_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            opts = {"compare_type": True, "include_object": described_by_models}
+            context = MigrationContext.configure(connection, opts=opts)
             return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
@@ -48,3 +50,14 @@ def test_replicas_starting_together_migrate_safely(database_url: str):
     ]
     assert [process.wait(timeout=120) for process in processes] == [0, 0, 0, 0]
     assert schema_differences(database_url) == []
+
+
+def test_task_names_have_a_trigram_index_on_postgresql(database_url: str):
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            names = {index["name"] for index in inspect(connection).get_indexes("tasks")}
+    finally:
+        engine.dispose()
+    expected = engine.dialect.name == "postgresql"
+    assert ("ix_tasks_name_trgm" in names) is expected

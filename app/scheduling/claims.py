@@ -142,13 +142,12 @@ def _claim_due_tasks(
 def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID]:
     """Insert the rows, skipping any whose (task, scheduled_for) exists; the ids inserted."""
     upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = Occurrence.__table__
     # One statement for any number of rows ("insertmanyvalues"): compiled once and cached,
     # where .values(rows) would compile a new statement for every batch.
     statement = (
-        upsert(table)
+        upsert(_OCCURRENCES)
         .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"])
-        .returning(table.c.id)
+        .returning(_OCCURRENCES.c.id)
     )
     return set(session.execute(statement, rows).scalars())
 

@@ -144,25 +144,28 @@ class Sender:
         return replace(outcome, sent_at=sent_at)
 
     def _failure_from(self, exc: Exception, started: float) -> Outcome:
-        """The outcome of a request that got no answer; `exc`, or the error it wraps, decides."""
-        cause = exc.__cause__ if isinstance(exc, aiohttp.ClientError) and exc.__cause__ else exc
+        """The outcome of a request that got no answer. The error itself decides, except that
+        a refusal by the address guard counts wherever it sits in the chain of causes."""
         elapsed = _elapsed_ms(started)
-        if isinstance(cause, UnsafeTargetError):
+        refusal = _guard_refusal(exc)
+        if refusal is not None:
             return Outcome(
-                success=False, message=f"refused: {cause}", permanent=True, duration_ms=elapsed
+                success=False, message=f"refused: {refusal}", permanent=True, duration_ms=elapsed
             )
-        if isinstance(cause, TimeoutError):
+        if isinstance(exc, TimeoutError):
             message = f"timed out after {self._timeout:g} s"
             return Outcome(success=False, message=message, duration_ms=elapsed)
-        if isinstance(cause, ValueError) and not isinstance(cause, OSError):
-            # A URL the HTTP stack cannot use (aiohttp.InvalidURL, bad IDNA, control
-            # characters): no retry helps. (Certificate errors are OSErrors: network errors.)
-            message = f"invalid webhook URL: {type(cause).__name__}"
+        if isinstance(exc, aiohttp.InvalidURL) or (
+            isinstance(exc, ValueError) and not isinstance(exc, OSError | aiohttp.ClientError)
+        ):
+            # A URL the HTTP stack cannot use (bad IDNA, control characters): no retry helps.
+            message = f"invalid webhook URL: {type(exc).__name__}"
             return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
-        if isinstance(cause, aiohttp.ClientError | OSError):
-            return Outcome(success=False, message=_network_error(cause), duration_ms=elapsed)
+        if isinstance(exc, aiohttp.ClientError | OSError):
+            # Refused or reset connections, malformed or cut-short answers: try again later.
+            return Outcome(success=False, message=_network_error(exc), duration_ms=elapsed)
         # Anything else is unexpected; still an outcome, so the occurrence cannot loop forever.
-        message = f"delivery error: {type(cause).__name__}"
+        message = f"delivery error: {type(exc).__name__}"
         return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
 
     async def close(self) -> None:
@@ -212,6 +215,16 @@ def _network_error(cause: BaseException) -> str:
     if isinstance(code, int) and code > 0:
         return f"network error: {os.strerror(code).lower()}"
     return f"network error: {type(cause).__name__}"
+
+
+def _guard_refusal(exc: BaseException) -> UnsafeTargetError | None:
+    """The address guard's refusal in `exc`'s chain of causes, if there is one."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # chains are short; never loop on a cycle
+        if seen is None or isinstance(seen, UnsafeTargetError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _json(body: str) -> object:

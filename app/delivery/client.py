@@ -10,7 +10,8 @@ Outbound safety is enforced where the connection is made: the connector resolves
 `GuardedResolver`, which refuses the whole answer if any address is not public, and the
 connection is then made to exactly those checked addresses, so a name that resolves to a public
 address when the task is saved and to 127.0.0.1 later (DNS rebinding) is still refused. IP
-literals never reach a resolver; `Sender` checks them before sending.
+literals never reach a resolver; `Sender` checks them before sending, and `WebhookClient`
+checks them again as aiohttp parses the URL.
 """
 
 import json
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from app import __version__
-from app.delivery.guard import check_resolved_addresses
+from app.delivery.guard import check_resolved_addresses, parse_literal_host
 
 USER_AGENT = f"InsigniaTaskScheduler/{__version__} (webhook scheduler)"
 DNS_CACHE_SECONDS = 10
@@ -61,11 +63,14 @@ class GuardedResolver(AbstractResolver):
 class WebhookClient:
     """POSTs JSON documents through one pooled aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, allow_private: bool) -> None:
         self._session = session
+        self._allow_private = allow_private
 
     async def post(self, url: str, payload: object, headers: dict[str, str]) -> Answer:
         """One POST of `payload` as JSON; the caller bounds it with a deadline."""
+        if not self._allow_private:
+            refuse_private_literal(url)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         async with self._session.post(
             url,
@@ -102,4 +107,14 @@ def create_http_client(*, max_connections: int, allow_private: bool) -> WebhookC
         # The sender puts one deadline around the whole attempt.
         timeout=aiohttp.ClientTimeout(total=None),
     )
-    return WebhookClient(session)
+    return WebhookClient(session, allow_private=allow_private)
+
+
+def refuse_private_literal(url: str) -> None:
+    """Raise UnsafeTargetError if the host, as aiohttp itself parses the URL, is a non-public
+    IP literal. Literals never reach the resolver, and the sender's own check parses URLs
+    with another parser: this makes sure both saw the same host."""
+    host = URL(url).raw_host or ""
+    literal = parse_literal_host(host)
+    if literal is not None:
+        check_resolved_addresses(host, [str(literal)], allow_private=False)

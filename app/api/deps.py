@@ -1,13 +1,12 @@
 """Dependencies shared by the routes: the database session, the settings, the token check."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.tokens import tokens_match
@@ -29,9 +28,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException:
         # Shielded: a request cancelled mid-way (client gone) still returns its connection.
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_roll_back, session)
+            await _in_own_thread(_roll_back, session)
         raise
-    await run_in_threadpool(_commit, session)
+    await _in_own_thread(_commit, session)
+
+
+async def _in_own_thread(function: Callable[[Session], None], session: Session) -> None:
+    """Run outside the shared worker-thread limit, as FastAPI does for the exit of a sync
+    dependency: otherwise routes holding every worker thread while they wait for a pooled
+    connection, and sessions waiting for a thread to hand theirs back, would stall each other."""
+    await anyio.to_thread.run_sync(function, session, limiter=anyio.CapacityLimiter(1))
 
 
 def _commit(session: Session) -> None:

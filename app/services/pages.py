@@ -91,7 +91,7 @@ def count_rows(session: Session, query: Select[Any]) -> tuple[int, bool]:
     counted = session.scalar(select(func.count()).select_from(bounded.subquery())) or 0
     if counted <= exact_up_to:
         return counted, False
-    return max(estimate or 0, counted), True
+    return max(estimate or 0, exact_up_to), True
 
 
 def _planner_estimate(session: Session, query: Select[Any]) -> int:
@@ -102,6 +102,22 @@ def _planner_estimate(session: Session, query: Select[Any]) -> int:
     compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
     plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar()
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def page_total(
+    session: Session,
+    query: Select[Any],
+    page: list[Any],
+    *,
+    skip: int,
+    limit: int,
+    cursor: Cursor | None,
+) -> tuple[int, bool]:
+    """The total for a list page: a first page that is not full holds every match, so its
+    length is the exact total; otherwise `count_rows`."""
+    if skip == 0 and cursor is None and len(page) < limit:
+        return len(page), False
+    return count_rows(session, query)
 
 
 def next_cursor(rows: list[Any], limit: int, *, at: str) -> str | None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import TaskLog, utc_now
 from app.schemas import TaskLogCreate, TaskLogUpdate
-from app.services.pages import Cursor, after_cursor, count_rows
+from app.services.pages import Cursor, after_cursor, page_total
 from app.services.tasks import get_task
 
 Q = TypeVar("Q", bound=Select[Any])
@@ -55,9 +55,10 @@ def list_logs(
     query = _filtered(select(TaskLog), filters).order_by(
         TaskLog.execution_time.desc(), TaskLog.id.desc()
     )
-    total, estimated = count_rows(session, query)
-    page = after_cursor(query, cursor, at=TaskLog.execution_time, row_id=TaskLog.id).offset(skip)
-    return list(session.scalars(page.limit(limit))), total, estimated
+    paged = after_cursor(query, cursor, at=TaskLog.execution_time, row_id=TaskLog.id)
+    page = list(session.scalars(paged.offset(skip).limit(limit)))
+    total, estimated = page_total(session, query, page, skip=skip, limit=limit, cursor=cursor)
+    return page, total, estimated
 
 
 def update_log(session: Session, *, log_id: uuid.UUID, data: TaskLogUpdate) -> TaskLog:

@@ -17,7 +17,7 @@ from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
 from app.scheduling.wakeup import request_wake
 from app.schemas import TaskCreate, TaskUpdate
-from app.services.pages import Cursor, after_cursor, count_rows
+from app.services.pages import Cursor, after_cursor, page_total
 
 PAUSED_REASON = "paused through the API"
 # Changing one of these (or the status) moves the task's next fire time.
@@ -68,10 +68,10 @@ def list_tasks(
     if search:
         query = query.where(func.lower(Task.name).contains(search.lower(), autoescape=True))
     query = query.order_by(Task.created_at.desc(), Task.id.desc())
-    total, estimated = count_rows(session, query)
-    query = after_cursor(query, cursor, at=Task.created_at, row_id=Task.id)
-    page = query.offset(skip).limit(limit)
-    return list(session.scalars(page)), total, estimated
+    paged = after_cursor(query, cursor, at=Task.created_at, row_id=Task.id)
+    page = list(session.scalars(paged.offset(skip).limit(limit)))
+    total, estimated = page_total(session, query, page, skip=skip, limit=limit, cursor=cursor)
+    return page, total, estimated
 
 
 def update_task(

@@ -166,6 +166,9 @@ def _claim_available(
         .order_by(Occurrence.available_at)
         .limit(limit)
         .with_for_update(of=Occurrence, skip_locked=True)
+        # Fresh rows even for tasks this session loaded before (claim_due's Core UPDATEs
+        # bypass the identity map).
+        .execution_options(populate_existing=True)
     )
     jobs = []
     for occurrence, task in session.execute(query).all():
@@ -257,6 +260,15 @@ class _OccurrenceState:
 
 _TASK_FIELDS = [f.name for f in fields(_TaskState)]
 _OCCURRENCE_FIELDS = [f.name for f in fields(_OccurrenceState)]
+# What recording may change; only these are written back (the rows are locked meanwhile).
+_TASK_WRITES = ("status", "status_reason", "next_run_at", "last_run_at", "last_status")
+_OCCURRENCE_WRITES = (
+    "attempt",
+    "available_at",
+    "lease_owner",
+    "rate_limit_wait_seconds",
+    "finished_at",
+)
 
 
 def record_attempts(
@@ -302,8 +314,8 @@ def record_attempts(
         )
         for attempt in attempts
     ]
-    _write_back(session, _TASKS, _TASK_FIELDS, tasks.values())
-    _write_back(session, _OCCURRENCES, _OCCURRENCE_FIELDS, occurrences.values())
+    _write_back(session, _TASKS, _TASK_WRITES, tasks.values())
+    _write_back(session, _OCCURRENCES, _OCCURRENCE_WRITES, occurrences.values())
     if log_rows:
         session.execute(insert(TaskLog.__table__), log_rows)
     stopped = [task_id for task_id, task in tasks.items() if task.status != "active"]
@@ -312,15 +324,20 @@ def record_attempts(
     return steps
 
 
-def _write_back(session: Session, table: Any, names: list[str], states: Iterable[Any]) -> None:
-    """Store the rows' columns by primary key: one executemany UPDATE for them all."""
-    rows = [{f"_{name}": getattr(state, name) for name in names} for state in states]
+def _write_back(
+    session: Session, table: Any, columns: tuple[str, ...], states: Iterable[Any]
+) -> None:
+    """Store these columns of the rows, by primary key: one executemany UPDATE for them all."""
+    rows = [
+        {"_id": state.id} | {f"_{name}": getattr(state, name) for name in columns}
+        for state in states
+    ]
     if not rows:
         return
     statement = (
         update(table)
         .where(table.c.id == bindparam("_id"))
-        .values({name: bindparam(f"_{name}") for name in names if name != "id"})
+        .values({name: bindparam(f"_{name}") for name in columns})
     )
     session.execute(statement, rows)
 

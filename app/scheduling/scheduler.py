@@ -247,6 +247,8 @@ class Scheduler:
             self._wake_event.clear()
             try:
                 jobs = await self._db(self._claim, limit)
+                # The claim reached the database: healthy again before any delivery starts.
+                failures, self._db_problem = 0, None
                 for job in jobs:
                     self._start_delivery(job)
                 wake_at = None if len(jobs) >= limit else await self._db(self._next_wake)
@@ -267,7 +269,6 @@ class Scheduler:
                     )
                 await self._sleep(delay)
                 continue
-            failures, self._db_problem = 0, None
             if len(jobs) >= limit:
                 continue  # a full batch: more may be due right now
             if not jobs and wake_at is not None and wake_at <= utc_now():

@@ -1,6 +1,7 @@
 """The scheduler in the service process, delivering to a real HTTP receiver on 127.0.0.1."""
 
 import itertools
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -300,11 +301,19 @@ def test_a_failing_prune_does_not_stop_the_scheduler(
         calls.append(now)
         raise OperationalError("DELETE", {}, Exception("database is locked"))
 
+    real_next_wake_at = claims.next_wake_at
+
+    def slow_next_wake_at(session):
+        time.sleep(0.5)  # a slow query after the claim: readiness must not wait for it
+        return real_next_wake_at(session)
+
     monkeypatch.setattr(claims, "prune_finished", broken_prune)
+    monkeypatch.setattr(claims, "next_wake_at", slow_next_wake_at)
     with start_client(scheduling_settings) as service:
         wait_until(lambda: calls, what="the scheduler to try pruning")
         create_task(service, receiver, schedule=None, run_at=datetime.now(UTC).isoformat())
         receiver.wait_for(1, timeout=10)
+        # The claim that led to this delivery reached the database: ready again already.
         assert service.get("/readyz").status_code == 200
 
 

@@ -1,12 +1,16 @@
 """The Alembic migrations are the schema: they must produce exactly what the models describe."""
 
+import logging
 import subprocess
 import sys
+import uuid
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 
 from app.db import create_db_engine
 from app.migrations import alembic_config, upgrade_database
@@ -61,3 +65,43 @@ def test_task_names_have_a_trigram_index_on_postgresql(database_url: str):
         engine.dispose()
     expected = engine.dialect.name == "postgresql"
     assert ("ix_tasks_name_trgm" in names) is expected
+
+
+@pytest.mark.postgresql
+def test_without_pg_trgm_the_migration_warns_and_skips_the_index(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+):
+    """A role that may not create extensions (no CREATE on the database): the schema is
+    complete except for the trigram index, and the migration says why."""
+    suffix = uuid.uuid4().hex[:10]
+    database, role = f"test_noext_{suffix}", f"noext_{suffix}"
+    server = make_url(postgres_url).set(query={})
+    admin = create_db_engine(server.render_as_string(hide_password=False))
+    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    fresh = server.set(database=database)
+    fresh_admin = create_db_engine(fresh.render_as_string(hide_password=False))
+    try:
+        with fresh_admin.begin() as conn:
+            conn.execute(text(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"'))
+        limited = fresh.set(username=role, password=None).render_as_string(hide_password=False)
+        with caplog.at_level(logging.WARNING):
+            upgrade_database(limited)
+        assert "pg_trgm is not available (SQLSTATE 42501)" in caplog.text
+        assert schema_differences(limited) == []
+        engine = create_db_engine(limited)
+        try:
+            with engine.connect() as connection:
+                names = {index["name"] for index in inspect(connection).get_indexes("tasks")}
+        finally:
+            engine.dispose()
+        assert "ix_tasks_name_trgm" not in names
+        assert "ix_tasks_next_run_at" in names
+    finally:
+        fresh_admin.dispose()
+        with autocommit.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()

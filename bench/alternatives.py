@@ -46,7 +46,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from app.config import normalize_database_url
-from bench.common import BENCH_TOKEN, percentile, running_receiver, temporary_database
+from bench.common import percentile, running_receiver, service_env, temporary_database
 from bench.lateness import clear, create_tasks, make_due
 from tests.support import ROOT, ServiceProcess
 
@@ -191,12 +191,7 @@ def exit_when_parent_goes() -> None:
 
 def measure_ours(receiver: str, counts: list[int], logs: Path, rows: list, notes: list) -> None:
     with temporary_database("postgresql") as url:
-        env = {
-            "DATABASE_URL": url,
-            "API_TOKEN": BENCH_TOKEN,
-            "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = service_env(url)
         service = ServiceProcess(env, logs / "service.log").start()
         try:
             for count in counts:

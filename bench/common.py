@@ -22,6 +22,17 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 BENCH_TOKEN = "bench-token-0123456789abcdef"
 
 
+def service_env(database_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmarked `python main.py`: the given database, the benchmark
+    token, the local receiver allowed, warnings only (the log is not what is measured)."""
+    return {
+        "DATABASE_URL": database_url,
+        "API_TOKEN": BENCH_TOKEN,
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "LOG_LEVEL": "WARNING",
+    } | overrides
+
+
 @contextlib.contextmanager
 def temporary_database(kind: str) -> Iterator[str]:
     """A URL to an empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import BENCH_TOKEN, percentile, running_receiver, temporary_database
+from bench.common import BENCH_TOKEN, percentile, running_receiver, service_env, temporary_database
 from tests.support import ServiceProcess
 
 
@@ -41,12 +41,7 @@ def main() -> int:
         running_receiver() as receiver,
         tempfile.TemporaryDirectory() as logs,
     ):
-        env = {
-            "DATABASE_URL": url,
-            "API_TOKEN": BENCH_TOKEN,
-            "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = service_env(url)
         service = ServiceProcess(env, Path(logs) / "service.log").start()
         try:
             httpx.post(

@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import text
 
 from app.db import create_db_engine
-from bench.common import BENCH_TOKEN, percentile, running_receiver, temporary_database
+from bench.common import BENCH_TOKEN, percentile, running_receiver, service_env, temporary_database
 from tests.support import ServiceProcess
 
 SINGLE_TASK_ROUNDS = 40
@@ -77,12 +77,7 @@ def clear(url: str) -> None:
 def measure(kind: str, counts: list[int], log_dir: Path, rounds: int) -> list[dict]:
     rows = []
     with temporary_database(kind) as url, running_receiver() as receiver:
-        env = {
-            "DATABASE_URL": url,
-            "API_TOKEN": BENCH_TOKEN,
-            "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = service_env(url)
         service = ServiceProcess(env, log_dir / f"service-{kind}.log").start()
         try:
             for count in counts:

@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from app.db import create_db_engine
 from app.migrations import upgrade_database
-from bench.common import BENCH_TOKEN, percentile, temporary_database
+from bench.common import BENCH_TOKEN, percentile, service_env, temporary_database
 from bench.throughput import cpu_seconds
 from tests.support import ServiceProcess
 
@@ -181,12 +181,7 @@ def main() -> int:
         ids["half"] = str(total_logs // 2)
         print(f"# rows generated in {time.perf_counter() - started:.0f} s")
         deep = cursor_at_depth(url, total_logs // 2)
-        env = {
-            "DATABASE_URL": url,
-            "API_TOKEN": BENCH_TOKEN,
-            "LOG_LEVEL": "WARNING",
-            "LOG_RETENTION_DAYS": "0",
-        }
+        env = service_env(url, LOG_RETENTION_DAYS="0")
         service = ServiceProcess(env, Path(logs) / "service.log").start()
         try:
             assert service.process is not None

@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select, text
 from app.db import create_db_engine
 from app.migrations import upgrade_database
 from app.models import Task, TaskLog
-from bench.common import BENCH_TOKEN, percentile, running_receiver, temporary_database
+from bench.common import percentile, running_receiver, service_env, temporary_database
 from tests.support import ServiceProcess
 
 CONCURRENCY = (10, 50, 200)
@@ -71,13 +71,7 @@ def run_level(
     with engine.begin() as conn:
         for table in ("task_logs", "occurrences", "tasks"):
             conn.execute(text(f"DELETE FROM {table}"))
-    env = {
-        "DATABASE_URL": url,
-        "API_TOKEN": BENCH_TOKEN,
-        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-        "LOG_LEVEL": "WARNING",
-        "MAX_CONCURRENT_DELIVERIES": str(concurrency),
-    }
+    env = service_env(url, MAX_CONCURRENT_DELIVERIES=str(concurrency))
     services = [
         ServiceProcess(env, logs / f"{kind}-{concurrency}-{n}.log").start() for n in range(replicas)
     ]

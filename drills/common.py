@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import service_env as bench_service_env
 from tests.support import ROOT, ServiceProcess, free_port, wait_until
 
 TOKEN = "drill-token-0123456789abcdef"  # noqa: S105 (the drills' throw-away services)
@@ -135,14 +136,9 @@ class Workspace:
 
 
 def service_env(database_url: str, **overrides: str) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": database_url,
-        "API_TOKEN": TOKEN,
-        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-        "LOG_LEVEL": "INFO",
-    }
-    env.update(overrides)
-    return env
+    """The benchmarks' service environment, with the drills' token and INFO logs (the drills
+    read the log)."""
+    return bench_service_env(database_url, API_TOKEN=TOKEN, LOG_LEVEL="INFO", **overrides)
 
 
 def sigterm_all(services: Iterable[ServiceProcess], *, timeout: float = 20.0) -> list[bool]:

@@ -5,6 +5,7 @@ running with a surprise. There is no default API token: when `API_TOKEN` is unse
 generates one on first start and keeps it in the database (see `app.tokens`).
 """
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -13,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./insignia.db"
 MIN_TOKEN_LENGTH = 16
+# What a browser sends in `Origin`: scheme, host, optional port; nothing after.
+_ORIGIN = re.compile(r"^https?://[^/\s,?#]+$", re.IGNORECASE)
 # Placeholder values seen in examples and templates; refusing them keeps a copied example from
 # becoming a production secret.
 PLACEHOLDER_TOKENS = frozenset(
@@ -45,6 +48,7 @@ class Settings(BaseSettings):
     startup_database_wait_seconds: float = Field(default=60.0, ge=0)
     discord_extra_hosts: str = ""
     alert_webhook_url: str | None = None
+    cors_allow_origins: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -76,6 +80,17 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in split_list(value):
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: give scheme://host[:port] "
+                    "(no path, no trailing slash), or *"
+                )
+        return value
+
     @model_validator(mode="after")
     def _lease_outlasts_a_delivery(self) -> "Settings":
         if self.scheduler_lease_seconds <= self.delivery_timeout_seconds:
@@ -88,14 +103,23 @@ class Settings(BaseSettings):
     @property
     def discord_hosts(self) -> frozenset[str]:
         """Hosts (or host:port) treated as Discord besides discord.com and its variants."""
-        return frozenset(
-            host.strip().lower() for host in self.discord_extra_hosts.split(",") if host.strip()
-        )
+        return frozenset(host.lower() for host in split_list(self.discord_extra_hosts))
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """Browser origins allowed to call the API from other sites (empty: CORS is off)."""
+        # Browsers send the scheme and host in lower case; compare like with like.
+        return [origin.lower() for origin in split_list(self.cors_allow_origins)]
 
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use (psycopg2 for PostgreSQL)."""
         return normalize_database_url(self.database_url)
+
+
+def split_list(value: str) -> list[str]:
+    """The non-empty items of a comma-separated setting, stripped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def normalize_database_url(url: str) -> str:

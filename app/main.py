@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +35,11 @@ Schedule webhook notifications (Discord first of all): cron, interval or one-tim
 with retries and a log row per attempt. Every route but `/`, `/livez`, `/readyz`, `/metrics` and the
 docs needs `Authorization: Bearer <API_TOKEN>`.
 """
+
+# What a browser on an allowed origin may send across origins.
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "X-Request-ID"]
+CORS_MAX_AGE_SECONDS = 600
 
 
 class TrailingSlashMiddleware:
@@ -165,7 +171,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(task_logs.router)
     app.include_router(operations.router)
-    # The last added runs first: paths are normalised before the request is timed and routed.
+    # The last added runs first: paths are normalised before the request is timed and routed,
+    # and CORS answers preflights (any path) before authentication could refuse them.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS,
+            expose_headers=["X-Request-ID"],
+            allow_credentials=False,  # the dashboard's session cookie stays same-origin
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlashMiddleware)
     return app

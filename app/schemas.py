@@ -72,6 +72,13 @@ def _refuse_null(value: object) -> object:
     return value
 
 
+def _null_payload_is_empty(value: object) -> object:
+    """Insignia clients send `payload: null` for "no payload": store it as `{}`."""
+    return {} if value is None else value
+
+
+PAYLOAD_DESCRIPTION = "the JSON object POSTed to the webhook; null means {}"
+
 # "May be left out, may not be null": None is only the default meaning "unchanged", so the
 # OpenAPI document shows these fields as optional but not nullable.
 Absent = SkipJsonSchema[None]
@@ -114,9 +121,11 @@ class TaskCreate(BaseModel):
     timezone: TimezoneName = "UTC"
     catchup: Catchup = "latest"
     webhook_url: WebhookUrl
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict, description=PAYLOAD_DESCRIPTION)
     max_retry: MaxRetry = 3
     status: TaskStatus = "active"
+
+    _null_payload = field_validator("payload", mode="before")(_null_payload_is_empty)
 
 
 # Fields that exist on every task: an explicit null for one of them is an error, not "unset".
@@ -125,7 +134,6 @@ REQUIRED_TASK_FIELDS = (
     "timezone",
     "catchup",
     "webhook_url",
-    "payload",
     "max_retry",
     "status",
 )
@@ -142,11 +150,12 @@ class TaskUpdate(BaseModel):
     timezone: TimezoneName | Absent = None
     catchup: Catchup | Absent = None
     webhook_url: WebhookUrl | Absent = None
-    payload: dict[str, Any] | Absent = None
+    payload: dict[str, Any] | Absent = Field(default=None, description=PAYLOAD_DESCRIPTION)
     max_retry: MaxRetry | Absent = None
     status: TaskStatus | Absent = None
 
     _refuse_null = field_validator(*REQUIRED_TASK_FIELDS, mode="before")(_refuse_null)
+    _null_payload = field_validator("payload", mode="before")(_null_payload_is_empty)
 
 
 class TaskRead(BaseModel):

@@ -259,3 +259,27 @@ def test_cursor_paging_over_tasks(client: TestClient):
     walked = [t["id"] for page in (first, second, third) for t in page["tasks"]]
     assert walked == ids[::-1]
     assert third["next_cursor"] is None
+
+
+def test_null_payload_on_create_is_an_empty_payload(client: TestClient):
+    # The Insignia frontend sends `payload: null` when its payload box is empty.
+    task = create(client, webhook_url=PLAIN_URL, payload=None)
+    assert task["payload"] == {}
+    assert client.get(f"/tasks/{task['id']}").json()["payload"] == {}
+
+
+def test_null_payload_on_update_clears_it(client: TestClient):
+    task = create(client, webhook_url=PLAIN_URL, payload={"text": "hello"})
+    whole_form = {**task, "payload": None}
+    updated = client.put(f"/tasks/{task['id']}", json=whole_form)
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["payload"] == {}
+    assert client.get(f"/tasks/{task['id']}").json()["payload"] == {}
+
+
+def test_null_payload_for_discord_still_needs_something_to_send(client: TestClient):
+    response = client.post("/tasks", json=new_task(payload=None))
+    assert error_fields(response) == ["payload"]
+    task = create(client)
+    assert error_fields(client.patch(f"/tasks/{task['id']}", json={"payload": None})) == ["payload"]
+    assert client.get(f"/tasks/{task['id']}").json() == task

@@ -60,3 +60,20 @@ def test_env_example_documents_every_setting():
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["http://localhost:3000/", "localhost:3000", "http://a.example/app", "ftp://a.example", "*x"],
+)
+def test_cors_origins_must_be_origins(value: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin"):
+        Settings(_env_file=None, cors_allow_origins=value)
+
+
+def test_cors_origins_are_a_list() -> None:
+    settings = Settings(
+        _env_file=None, cors_allow_origins=" https://app.example.com , http://127.0.0.1:3000,"
+    )
+    assert settings.cors_origins == ["https://app.example.com", "http://127.0.0.1:3000"]
+    assert Settings(_env_file=None).cors_origins == []

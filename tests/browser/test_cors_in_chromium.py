@@ -35,21 +35,23 @@ run().then(
 """
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[StaticSite]:
-    folder = tmp_path / "site"
+def serve_page(folder: Path) -> StaticSite:
     folder.mkdir()
     (folder / "index.html").write_text(PAGE % {"token": TEST_TOKEN})
-    with StaticSite(folder) as running:
+    return StaticSite(folder)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[StaticSite]:
+    """The origin the service allows."""
+    with serve_page(tmp_path / "site") as running:
         yield running
 
 
 @pytest.fixture
 def other_site(tmp_path: Path) -> Iterator[StaticSite]:
-    folder = tmp_path / "other"
-    folder.mkdir()
-    (folder / "index.html").write_text(PAGE % {"token": TEST_TOKEN})
-    with StaticSite(folder) as running:
+    """Another origin, which the service does not allow."""
+    with serve_page(tmp_path / "other") as running:
         yield running
 
 

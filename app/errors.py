@@ -20,3 +20,7 @@ class InvalidField(ServiceError):
         self.field = field
         self.message = message
         self.location = location
+
+
+class Conflict(ServiceError):
+    """The request contradicts the object's state (answered as 409)."""

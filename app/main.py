@@ -2,8 +2,9 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -63,26 +64,12 @@ async def scheduler_for(
 ) -> AsyncIterator[Scheduler]:
     """The process's scheduler. Its loop runs when SCHEDULER_ENABLED (and, on SQLite, when this
     process holds the database's scheduler lock); otherwise it only serves `run_pass` calls."""
-    lock = None
-    may_schedule = True
-    database_file = sqlite_database_path(settings.sqlalchemy_url)
-    if database_file is not None and settings.scheduler_enabled:
-        lock = acquire_scheduler_lock(database_file)
-        if lock is None:
-            may_schedule = False
-            logger.warning(
-                "another process runs the scheduler for this SQLite database; "
-                "this process serves the API only",
-                extra={"database_file": str(database_file)},
-            )
-    elif database_file is not None:
-        may_schedule = False  # SQLite without the lock: passes could collide with the owner
-    client = create_http_client(
-        max_connections=settings.max_concurrent_deliveries,
-        allow_private=settings.allow_private_webhook_targets,
-    )
+    lock, may_schedule = _scheduler_lock(settings)
     sender = Sender(
-        client=client,
+        client=create_http_client(
+            max_connections=settings.max_concurrent_deliveries,
+            allow_private=settings.allow_private_webhook_targets,
+        ),
         timeout_seconds=settings.delivery_timeout_seconds,
         allow_private=settings.allow_private_webhook_targets,
         discord_hosts=settings.discord_hosts,
@@ -106,6 +93,24 @@ async def scheduler_for(
             lock.close()
 
 
+def _scheduler_lock(settings: Settings) -> tuple[Any, bool]:
+    """On SQLite, the database's scheduler lock (None if not held) and whether this process may
+    run scheduler passes; elsewhere (None, True)."""
+    database_file = sqlite_database_path(settings.sqlalchemy_url)
+    if database_file is None:
+        return None, True
+    if not settings.scheduler_enabled:
+        return None, False  # SQLite without the lock: passes could collide with the owner
+    lock = acquire_scheduler_lock(database_file)
+    if lock is None:
+        logger.warning(
+            "another process runs the scheduler for this SQLite database; "
+            "this process serves the API only",
+            extra={"database_file": str(database_file)},
+        )
+    return lock, lock is not None
+
+
 def prepare_database(settings: Settings, factory: sessionmaker[Session]) -> str:
     """Migrate the schema and settle the API token, waiting (with backoff, up to
     STARTUP_DATABASE_WAIT_SECONDS) for a database that is still starting; the API token."""
@@ -126,10 +131,10 @@ def prepare_database(settings: Settings, factory: sessionmaker[Session]) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application for `settings` (read from the environment when not given)."""
-    settings = settings or get_settings()
-    metrics = Metrics()
+def _lifespan(
+    settings: Settings, metrics: Metrics
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: migrate, settle the token, run the scheduler, clean up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,11 +162,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application for `settings` (read from the environment when not given)."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+
     app = FastAPI(
         title="Insignia Task Scheduler",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, metrics),
         redirect_slashes=False,
     )
     app.state.settings = settings
@@ -171,6 +184,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(task_logs.router)
     app.include_router(operations.router)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """CORS (when origins are allowed), request ids and access logs, trailing slashes."""
     # The last added runs first: paths are normalised before the request is timed and routed,
     # and CORS answers preflights (any path) before authentication could refuse them.
     if settings.cors_origins:
@@ -185,4 +204,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(TrailingSlashMiddleware)
-    return app

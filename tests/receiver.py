@@ -40,12 +40,19 @@ class Received:
 
 @dataclass(frozen=True)
 class Answer:
-    """A scripted answer: status, JSON body (None: empty), headers, and a delay before it."""
+    """A scripted answer: status, JSON body (None: empty), headers, and a delay before it.
+    `raw` replaces the JSON body with exactly these bytes (hostile or malformed answers)."""
 
     status: int = 204
     body: object = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None
+
+    def encoded(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        return b"" if self.body is None else json.dumps(self.body).encode()
 
 
 def rate_limited(retry_after: float) -> Answer:
@@ -59,6 +66,13 @@ def unknown_webhook() -> Answer:
 
 def server_error() -> Answer:
     return Answer(500, {"message": "Internal Server Error"})
+
+
+def discord_message(content: str) -> Answer:
+    """Discord's answer to a `?wait=true` POST: the created message, as long as its content."""
+    message_id = str(next(_message_ids))
+    body = {"id": message_id, "type": 0, "content": content, "embeds": [], "author": {}}
+    return Answer(200, body)
 
 
 def slow(seconds: float) -> Answer:
@@ -142,7 +156,9 @@ class WebhookReceiver:
                 "X-RateLimit-Remaining": str(bucket["limit"] - bucket["used"]),
                 "X-RateLimit-Reset-After": str(reset_after),
             }
-            return Answer(answer.status, answer.body, answer.headers | headers, answer.delay)
+            return Answer(
+                answer.status, answer.body, answer.headers | headers, answer.delay, answer.raw
+            )
 
     def received(self, webhook_id: str | None = None) -> list[Received]:
         with self._lock:
@@ -219,7 +235,7 @@ class WebhookReceiver:
                 answer = receiver._bucket_answer(webhook_id, answer)
                 if answer.delay:
                     time.sleep(answer.delay)
-                payload = b"" if answer.body is None else json.dumps(answer.body).encode()
+                payload = answer.encoded()
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():

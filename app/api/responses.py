@@ -15,4 +15,5 @@ UNAUTHORIZED = {401: _error("Missing or wrong bearer token (with `WWW-Authentica
 NOT_FOUND = {404: _error("No object with this id")}
 UNAVAILABLE = {503: _error("The database cannot be reached right now; try again shortly")}
 CONFLICT = {409: _error("Another process runs the scheduler for this SQLite database")}
+ALREADY_DELIVERED = {409: _error("A one-time task that was delivered is not made active again")}
 PROTECTED = UNAUTHORIZED | UNAVAILABLE

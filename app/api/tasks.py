@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import Authorized, SessionDep, SettingsDep
 from app.api.ids import parse_id
-from app.api.responses import NOT_FOUND, PROTECTED
+from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
     ExecuteAccepted,
@@ -74,8 +74,8 @@ def get_task(task_id: str, session: SessionDep):
     return service.get_task(session, parse_id(task_id, "Task"))
 
 
-@router.put("/{task_id}", responses=NOT_FOUND, response_model=TaskRead)
-@router.patch("/{task_id}", responses=NOT_FOUND, response_model=TaskRead, include_in_schema=True)
+@router.put("/{task_id}", responses=NOT_FOUND | ALREADY_DELIVERED, response_model=TaskRead)
+@router.patch("/{task_id}", responses=NOT_FOUND | ALREADY_DELIVERED, response_model=TaskRead)
 def update_task(task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep):
     """Partial update: only the fields given change; an explicit null on a required one is 422."""
     return service.update_task(
@@ -114,7 +114,7 @@ def pause_task(task_id: str, session: SessionDep):
     return service.pause_task(session, task_id=parse_id(task_id, "Task"))
 
 
-@router.post("/{task_id}/resume", responses=NOT_FOUND, response_model=TaskRead)
+@router.post("/{task_id}/resume", responses=NOT_FOUND | ALREADY_DELIVERED, response_model=TaskRead)
 def resume_task(task_id: str, session: SessionDep):
     """Make the task active; its next run is computed from now (runs missed while paused are
     not caught up). A one-time task whose run_at has passed runs at once."""

@@ -1,10 +1,10 @@
 """The one HTTP client a process uses for deliveries: aiohttp, with a guarded resolver.
 
 `WebhookClient.post` sends one JSON POST and returns its `Answer` (status, lower-cased headers,
-the first KiB of the body); redirects are never followed. aiohttp is used directly because it
-is the cheapest client per request: on the 2-core benchmark machine it made about twice as many
-POSTs per second as httpx driven by an aiohttp transport, and ten times as many as plain httpx
-(`python -m bench.http_clients`, docs/BENCHMARKS.md).
+the body up to `RESPONSE_READ_LIMIT`); redirects are never followed. aiohttp is used directly
+because it is the cheapest client per request: on the 2-core benchmark machine it made about
+twice as many POSTs per second as httpx driven by an aiohttp transport, and ten times as many
+as plain httpx (`python -m bench.http_clients`, docs/BENCHMARKS.md).
 
 Outbound safety is enforced where the connection is made: the connector resolves names through
 `GuardedResolver`, which refuses the whole answer if any address is not public, and the
@@ -28,12 +28,15 @@ from app.delivery.guard import check_resolved_addresses, parse_literal_host
 
 USER_AGENT = f"InsigniaTaskScheduler/{__version__} (webhook scheduler)"
 DNS_CACHE_SECONDS = 10
-RESPONSE_BODY_LIMIT = 1024
+# Enough for any Discord reply (a message with 10 full embeds is about 20 KiB); the log keeps
+# only the first KiB, but the message id is read from the whole reply.
+RESPONSE_READ_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What a webhook answered: status, lower-cased headers, the first KiB of the body."""
+    """What a webhook answered: status, lower-cased headers, the body as text (invalid UTF-8
+    replaced), at most RESPONSE_READ_LIMIT bytes of it."""
 
     status: int
     headers: dict[str, str]
@@ -80,8 +83,8 @@ class WebhookClient:
         ) as response:
             chunks: list[bytes] = []
             size = 0
-            while size < RESPONSE_BODY_LIMIT:
-                chunk = await response.content.read(RESPONSE_BODY_LIMIT - size)
+            while size < RESPONSE_READ_LIMIT:
+                chunk = await response.content.read(RESPONSE_READ_LIMIT - size)
                 if not chunk:
                     break
                 chunks.append(chunk)

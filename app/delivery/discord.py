@@ -261,30 +261,7 @@ def _check_embed(errors: list[str], path: str, embed: Any) -> int:
         errors, f"{path}.description", embed.get("description"), EMBED_DESCRIPTION_MAX
     )
 
-    fields = embed.get("fields")
-    if fields is not None:
-        if not _is_list(fields):
-            errors.append(f"{path}.fields: must be a list")
-        else:
-            if len(fields) > EMBED_FIELDS_MAX:
-                errors.append(
-                    f"{path}.fields: at most {EMBED_FIELDS_MAX} fields (got {len(fields)})"
-                )
-            for i, field in enumerate(fields):
-                fpath = f"{path}.fields[{i}]"
-                if not isinstance(field, dict):
-                    errors.append(f"{fpath}: must be an object")
-                    continue
-                total += _check_text(
-                    errors, f"{fpath}.name", field.get("name"), EMBED_FIELD_NAME_MAX, required=True
-                )
-                total += _check_text(
-                    errors,
-                    f"{fpath}.value",
-                    field.get("value"),
-                    EMBED_FIELD_VALUE_MAX,
-                    required=True,
-                )
+    total += _check_fields(errors, f"{path}.fields", embed.get("fields"))
 
     footer = embed.get("footer")
     if _check_object(errors, f"{path}.footer", footer):
@@ -296,6 +273,30 @@ def _check_embed(errors: list[str], path: str, embed: Any) -> int:
     if _check_object(errors, f"{path}.author", author):
         total += _check_text(
             errors, f"{path}.author.name", author.get("name"), EMBED_AUTHOR_NAME_MAX, required=True
+        )
+    return total
+
+
+def _check_fields(errors: list[str], path: str, fields: Any) -> int:
+    """Validate an embed's fields; return their characters counting towards the total."""
+    if fields is None:
+        return 0
+    if not _is_list(fields):
+        errors.append(f"{path}: must be a list")
+        return 0
+    if len(fields) > EMBED_FIELDS_MAX:
+        errors.append(f"{path}: at most {EMBED_FIELDS_MAX} fields (got {len(fields)})")
+    total = 0
+    for i, field in enumerate(fields):
+        fpath = f"{path}[{i}]"
+        if not isinstance(field, dict):
+            errors.append(f"{fpath}: must be an object")
+            continue
+        total += _check_text(
+            errors, f"{fpath}.name", field.get("name"), EMBED_FIELD_NAME_MAX, required=True
+        )
+        total += _check_text(
+            errors, f"{fpath}.value", field.get("value"), EMBED_FIELD_VALUE_MAX, required=True
         )
     return total
 

@@ -1,18 +1,14 @@
 """Sending one webhook request and saying what came of it.
 
 `Sender.send` never raises for anything the network or the receiver does; every result is an
-`Outcome`:
-
-    Outcome
-    ├── success                       2xx
-    ├── failure, transient            network errors, timeouts, 408, 5xx: retry with backoff
-    ├── failure, permanent            other 4xx, redirects, refused targets: never retried
-    ├── failure with retry_after      429: wait as told; does not spend a retry
-    └── deferred                      nothing sent: Discord pacing asked for a long wait
+`Outcome` (see `app.delivery.outcome` for the kinds). Whatever the receiver answered is made
+storable here, where it enters: the body is cut to `RESPONSE_BODY_CHARS` and, like any text
+quoted from it, has NUL characters and unpaired surrogates replaced.
 
 Discord webhooks (see `app.delivery.discord`) are sent with `?wait=true`, so that a 200 with the
-created message proves the delivery and the log keeps the message id, and are paced by
-`DiscordPacer`. Messages name no URL: webhook URLs carry their secret token.
+created message proves the delivery and the log keeps the message id (read from the whole
+reply, before it is cut), and are paced by `DiscordPacer`. Messages name no URL: webhook URLs
+carry their secret token.
 """
 
 import asyncio
@@ -20,7 +16,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,11 +27,16 @@ import aiohttp
 from app.delivery.client import Answer
 from app.delivery.discord import is_discord_webhook_url, webhook_id, with_wait_true
 from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.delivery.outcome import Outcome, OutcomeKind
 from app.delivery.pacing import DiscordPacer, retry_after_seconds
+from app.text import scrub, scrub_optional
 
 # Pacing waits up to this long in place; longer, the occurrence is rescheduled instead.
 INLINE_PACING_SECONDS = 2.0
 TRANSIENT_4XX = frozenset({408})
+# What a log row keeps of an answer's body.
+RESPONSE_BODY_CHARS = 1024
+MESSAGE_ID_CHARS = 32
 
 
 class PostClient(Protocol):
@@ -55,21 +56,6 @@ class Delivery:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """What came of one attempt (`deferred`: nothing was sent, try again after retry_after)."""
-
-    success: bool
-    message: str
-    duration_ms: int = 0
-    http_status: int | None = None
-    response_body: str | None = None
-    permanent: bool = False
-    retry_after: float | None = None
-    deferred: bool = False
-    sent_at: datetime | None = None  # when the request left (None: nothing was sent)
-
-
 class Sender:
     """Posts deliveries through one shared HTTP client and classifies the answers."""
 
@@ -81,8 +67,10 @@ class Sender:
         allow_private: bool,
         discord_hosts: Collection[str] = (),
         pacer: DiscordPacer | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._client = client
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._timeout = timeout_seconds
         self._allow_private = allow_private
         self._discord_hosts = discord_hosts
@@ -100,7 +88,7 @@ class Sender:
         try:
             check_url_target(url, allow_private=self._allow_private)
         except UnsafeTargetError as exc:
-            return Outcome(success=False, message=f"refused: {exc}", permanent=True)
+            return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"refused: {exc}")
         if not is_discord_webhook_url(url, self._discord_hosts):
             async with slot or contextlib.nullcontext():
                 return await self._attempt(url, delivery, webhook=None)
@@ -109,10 +97,9 @@ class Sender:
         wait = await self._pacer.wait_turn(webhook, max_wait=INLINE_PACING_SECONDS)
         if wait is not None:
             return Outcome(
-                success=False,
+                kind=OutcomeKind.DEFERRED,
                 message=f"paced for Discord's rate limit; sending in {wait:.1f} s",
                 retry_after=wait,
-                deferred=True,
             )
         try:
             async with slot or contextlib.nullcontext():
@@ -122,7 +109,7 @@ class Sender:
 
     async def _attempt(self, url: str, delivery: Delivery, *, webhook: str | None) -> Outcome:
         """One POST within the total deadline, classified."""
-        sent_at = datetime.now(UTC)
+        sent_at = self._clock()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
@@ -148,25 +135,24 @@ class Sender:
         a refusal by the address guard counts wherever it sits in the chain of causes."""
         elapsed = _elapsed_ms(started)
         refusal = _guard_refusal(exc)
+        permanent, transient = OutcomeKind.PERMANENT_FAILURE, OutcomeKind.TRANSIENT_FAILURE
         if refusal is not None:
-            return Outcome(
-                success=False, message=f"refused: {refusal}", permanent=True, duration_ms=elapsed
-            )
+            return Outcome(kind=permanent, message=f"refused: {refusal}", duration_ms=elapsed)
         if isinstance(exc, TimeoutError):
             message = f"timed out after {self._timeout:g} s"
-            return Outcome(success=False, message=message, duration_ms=elapsed)
+            return Outcome(kind=transient, message=message, duration_ms=elapsed)
         if isinstance(exc, aiohttp.InvalidURL) or (
             isinstance(exc, ValueError) and not isinstance(exc, OSError | aiohttp.ClientError)
         ):
             # A URL the HTTP stack cannot use (bad IDNA, control characters): no retry helps.
             message = f"invalid webhook URL: {type(exc).__name__}"
-            return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
+            return Outcome(kind=permanent, message=message, duration_ms=elapsed)
         if isinstance(exc, aiohttp.ClientError | OSError):
             # Refused or reset connections, malformed or cut-short answers: try again later.
-            return Outcome(success=False, message=_network_error(exc), duration_ms=elapsed)
+            return Outcome(kind=transient, message=_network_error(exc), duration_ms=elapsed)
         # Anything else is unexpected; still an outcome, so the occurrence cannot loop forever.
         message = f"delivery error: {type(exc).__name__}"
-        return Outcome(success=False, message=message, permanent=True, duration_ms=elapsed)
+        return Outcome(kind=permanent, message=message, duration_ms=elapsed)
 
     async def close(self) -> None:
         await self._client.close()
@@ -180,25 +166,49 @@ def classify(
     document: object = None,
     duration_ms: int = 0,
 ) -> Outcome:
-    """The outcome of an HTTP answer (headers lower-cased; `document` the parsed JSON body)."""
-    common = {"http_status": status, "response_body": body, "duration_ms": duration_ms}
+    """The outcome of an HTTP answer (headers lower-cased; `body` the whole text read;
+    `document` the parsed JSON body)."""
+    common = {
+        "http_status": status,
+        "response_body": scrub_optional(body, limit=RESPONSE_BODY_CHARS),
+        "duration_ms": duration_ms,
+    }
     if 200 <= status < 300:
-        message_id = document.get("id") if isinstance(document, dict) else None
+        message_id = _message_id(document)
         suffix = f", Discord message {message_id}" if message_id else ""
-        return Outcome(success=True, message=f"Delivered (HTTP {status}{suffix})", **common)
+        return Outcome(
+            kind=OutcomeKind.SUCCESS,
+            message=f"Delivered (HTTP {status}{suffix})",
+            message_id=message_id,
+            **common,
+        )
     if status == 429:
         wait = retry_after_seconds(headers, document)
-        return Outcome(success=False, message="rate limited (HTTP 429)", retry_after=wait, **common)
+        return Outcome(
+            kind=OutcomeKind.RATE_LIMITED,
+            message="rate limited (HTTP 429)",
+            retry_after=wait,
+            **common,
+        )
     if status >= 500 or status in TRANSIENT_4XX:
-        return Outcome(success=False, message=f"HTTP {status} from webhook", **common)
-    return Outcome(
-        success=False, message=_permanent_reason(status, document), permanent=True, **common
-    )
+        message = f"HTTP {status} from webhook"
+        return Outcome(kind=OutcomeKind.TRANSIENT_FAILURE, message=message, **common)
+    message = _permanent_reason(status, document)
+    return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=message, **common)
+
+
+def _message_id(document: object) -> str | None:
+    """The created message's id in a Discord reply (a snowflake), if it has a sane one."""
+    value = document.get("id") if isinstance(document, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = scrub(str(value))[:MESSAGE_ID_CHARS]
+    return text or None
 
 
 def _permanent_reason(status: int, document: object) -> str:
     detail = document.get("message") if isinstance(document, dict) else None
-    said = f": {str(detail)[:200]}" if detail else ""
+    said = f": {scrub(str(detail)[:200])}" if detail else ""
     if 300 <= status < 400:
         return f"webhook answered with a redirect (HTTP {status}), which is not followed"
     if status in (404, 410):
@@ -228,9 +238,10 @@ def _guard_refusal(exc: BaseException) -> UnsafeTargetError | None:
 
 
 def _json(body: str) -> object:
+    """The body as JSON, or None (not JSON, or nested too deep for the parser)."""
     try:
         return json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

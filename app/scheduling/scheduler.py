@@ -1,16 +1,17 @@
 """The scheduler loop: sleep until the earliest due work, claim it, deliver it without waiting.
 
-One pass claims what is due (in one short transaction), starts a delivery for each claimed
-occurrence and, unless it claimed a full batch, asks the database when the next work falls due
-and sleeps until then. It is woken early when a task changes (`wake`), by a PostgreSQL NOTIFY
-from another replica, or at the latest after `scheduler_poll_seconds` (`IDLE_CHECK_SECONDS` while
-a NOTIFY listener is up). Sleeps are asyncio timeouts, which run on the monotonic clock, and due
-times are compared with the wall clock when the pass runs, so a stepped clock cannot make a
-sleep overshoot.
+One pass claims what is due (one short transaction in `OccurrenceStore`), starts a delivery for
+each claimed occurrence and, unless it claimed a full batch, asks the database when the next
+work falls due and sleeps until then. It is woken early when a task changes (`wake`), by a
+PostgreSQL NOTIFY from another replica, or at the latest after `scheduler_poll_seconds`
+(`IDLE_CHECK_SECONDS` while a NOTIFY listener is up). Sleeps are asyncio timeouts, which run on
+the monotonic clock; due times and leases are the database's clock, and this process's own
+clock is only used through its measured offset from it, so a skewed or stepped local clock
+neither fires early nor takes over a lease early.
 
 Deliveries run as asyncio tasks, at most `max_concurrent_deliveries` sending at once (and as
 many again claimed and waiting for a slot); a slow webhook holds one slot and delays nobody
-else. Finished attempts are recorded in batches: one transaction for whatever finished together.
+else. Finished attempts go to the `Recorder`, which records them in batches.
 """
 
 import asyncio
@@ -30,14 +31,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import transaction
-from app.delivery.discord import is_discord_webhook_url
-from app.delivery.retry import retry_at
-from app.delivery.sender import Delivery, Outcome, Sender
+from app.delivery.sender import Delivery, Sender
 from app.metrics import Metrics
 from app.models import utc_now
-from app.scheduling import claims
-from app.scheduling.claims import Attempt, AttemptRules, Job
+from app.scheduling.alerts import Alerter
+from app.scheduling.attempts import Attempt, Decision, Job, RetryPolicy
+from app.scheduling.recorder import SOON_AGAIN, Recorder
+from app.scheduling.store import OccurrenceStore
 from app.scheduling.wakeup import PostgresWakeListener
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ LOG_PRUNE_BATCHES = 20
 # Short, so that the scheduler (and /readyz) is back within seconds of the database.
 DB_RETRY_MAX_SECONDS = 5.0
 LISTENER_RETRY_SECONDS = 5.0
-RECORD_ATTEMPTS = 5
 # A pass that found due rows but could claim none (another replica holds them) waits this long.
 BUSY_BACKOFF_SECONDS = 0.05
-RECORD_BATCH = 500
 RECORD_FLUSH_SECONDS = 1.5
 # Claiming pauses while this many sent attempts wait to be recorded (the database is slow).
 MAX_UNRECORDED = 2000
+# A local clock further than this from the database's is worth a warning at start.
+CLOCK_WARNING_SECONDS = 1.0
 
 
 class LeaseTooShort(Exception):
@@ -82,12 +82,15 @@ def occurrence_headers(job: Job) -> dict[str, str]:
         "X-Insignia-Task-Id": str(job.task_id),
         "X-Insignia-Scheduled-For": job.scheduled_for.isoformat().replace("+00:00", "Z"),
         "X-Insignia-Attempt": str(job.attempt + 1),
-        "X-Insignia-Trigger": job.trigger,
+        "X-Insignia-Trigger": job.trigger.value,
     }
 
 
 class Scheduler:
-    """Claims due occurrences from the database and delivers them."""
+    """Claims due occurrences from the database and delivers them.
+
+    `clock` is this process's wall clock (the sender must use the same one); it is compared with
+    the database's at every claim, and only that offset-corrected time is used."""
 
     def __init__(
         self,
@@ -99,38 +102,42 @@ class Scheduler:
         metrics: Metrics | None = None,
         may_schedule: bool = True,
         owner: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        store: OccurrenceStore | None = None,
     ) -> None:
         self._engine = engine
-        self._metrics = metrics
         self.may_schedule = may_schedule
-        self._factory = session_factory
         self._settings = settings
         self._sender = sender
+        self._clock = clock
+        self._offset = timedelta(0)  # the database's clock minus ours
+        self.store = store or OccurrenceStore(session_factory)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._policy = retry_policy(settings)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="scheduler-db")
+        self._metrics = metrics
+        self._recorder = self._new_recorder()
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
         self._slot_free: asyncio.Event | None = None
         self._sending: asyncio.Semaphore | None = None
         self._main: asyncio.Task[None] | None = None
-        self._recorder: asyncio.Task[None] | None = None
-        self._attempts: asyncio.Queue[Attempt] = asyncio.Queue()
-        self._alerts: set[asyncio.Task[Outcome]] = set()
+        self._recording: asyncio.Task[None] | None = None
         self._listener: PostgresWakeListener | None = None
         self._listener_retry_at = 0.0
         self._stopping = False
         self._heartbeat = time.monotonic()
         self._db_problem: str | None = None
-        self._last_prune = 0.0
-        self._rules = AttemptRules(
-            retry_at=lambda n, now: retry_at(
-                n,
-                now=now,
-                base=settings.retry_backoff_base_seconds,
-                cap=settings.retry_backoff_max_seconds,
-            ),
-            max_rate_limit_wait_seconds=settings.max_rate_limit_wait_seconds,
+        self._last_prune: float | None = None
+
+    def _new_recorder(self) -> Recorder:
+        return Recorder(
+            record=self._record,
+            retry_for_seconds=self._settings.scheduler_lease_seconds,
+            metrics=self._metrics,
+            alerter=_alerter(self._settings, self._sender),
+            after_batch=self._after_batch,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -141,9 +148,10 @@ class Scheduler:
         self._wake_event = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._sending = asyncio.Semaphore(self._settings.max_concurrent_deliveries)
-        self._recorder = asyncio.create_task(self._record_loop(), name="scheduler-recorder")
+        self._recording = asyncio.create_task(self._recorder.run(), name="scheduler-recorder")
         if not run_loop:
             return
+        await self._check_clock()
         if self._engine.dialect.name == "postgresql":
             self._listener = PostgresWakeListener(self._engine, self.wake)
         self._main = asyncio.create_task(self._run(), name="scheduler")
@@ -161,12 +169,11 @@ class Scheduler:
         claimed = 0
         started: list[asyncio.Task[None]] = []
         while time.monotonic() < deadline:
-            free = 2 * self._settings.max_concurrent_deliveries - len(self._in_flight)
-            if free <= 0:
+            limit = self._claim_room()
+            if limit <= 0:
                 await self._wait_for_slot()
                 continue
-            limit = min(self._settings.scheduler_batch_size, free)
-            jobs = await self._db(self._claim, limit)
+            jobs = await self._claim(limit)
             started += [self._start_delivery(job) for job in jobs]
             claimed += len(jobs)
             if len(jobs) < limit:
@@ -174,8 +181,7 @@ class Scheduler:
         remaining = max(0.0, deadline - time.monotonic()) + self._settings.delivery_timeout_seconds
         if started:
             await asyncio.wait(started, timeout=remaining)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._attempts.join(), timeout=RECORD_FLUSH_SECONDS)
+        await self._recorder.flush(timeout=RECORD_FLUSH_SECONDS)
         unfinished = sum(1 for task in started if not task.done())
         return {"claimed": claimed, "unfinished": unfinished}
 
@@ -186,27 +192,32 @@ class Scheduler:
         self.wake()
         if self._main is not None:
             await asyncio.gather(self._main, return_exceptions=True)
-        pending: set[asyncio.Task[None]] = set(self._in_flight.values())
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=self._settings.shutdown_grace_seconds)
-        unfinished = [job_id for job_id, task in self._in_flight.items() if task in pending]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._attempts.join(), timeout=RECORD_FLUSH_SECONDS)
-        if self._recorder is not None:
-            self._recorder.cancel()
-            await asyncio.gather(self._recorder, return_exceptions=True)
+        unfinished = await self._finish_deliveries(self._settings.shutdown_grace_seconds)
+        await self._recorder.flush(timeout=RECORD_FLUSH_SECONDS)
+        if self._recording is not None:
+            self._recording.cancel()
+            await asyncio.gather(self._recording, return_exceptions=True)
         if unfinished:
             with contextlib.suppress(SQLAlchemyError):
-                await self._db(self._release, unfinished)
+                await self._db(self.store.release, unfinished, owner=self.owner)
             logger.info("released unfinished deliveries", extra={"count": len(unfinished)})
         if self._listener is not None:
             self._listener.close()
         # Do not block the event loop on a database call that hangs; the process is ending.
         self._executor.shutdown(wait=False, cancel_futures=True)
         logger.info("scheduler stopped", extra={"owner": self.owner})
+
+    async def _finish_deliveries(self, grace: float) -> list[uuid.UUID]:
+        """Let in-flight deliveries finish for `grace` seconds; cancel the rest, whose
+        occurrence ids are returned."""
+        pending: set[asyncio.Task[None]] = set(self._in_flight.values())
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        unfinished = [job_id for job_id, task in self._in_flight.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return unfinished
 
     def wake(self) -> None:
         """Make the loop look at the due work now (callable from any thread)."""
@@ -220,7 +231,7 @@ class Scheduler:
         """None when the loop is alive and reaching the database, else what is wrong."""
         if self._main is None or self._main.done():
             return "scheduler loop is not running"
-        if self._recorder is None or self._recorder.done():
+        if self._recording is None or self._recording.done():
             return "delivery recorder is not running"
         if self._db_problem is not None:
             return f"scheduler cannot reach the database: {self._db_problem}"
@@ -229,6 +240,27 @@ class Scheduler:
             return "scheduler loop heartbeat is stale"
         return None
 
+    # -- time ----------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The database's time, as this process best knows it between queries."""
+        return self._clock() + self._offset
+
+    def _observe_database_time(self, database_now: datetime, asked_at: datetime) -> None:
+        # The database read its clock between our two readings: take the middle.
+        self._offset = database_now - (asked_at + (self._clock() - asked_at) / 2)
+
+    async def _check_clock(self) -> None:
+        """Measure the offset now, and warn when this machine's clock is far off."""
+        with contextlib.suppress(Exception):  # an unreachable database is the loop's problem
+            asked_at = self._clock()
+            self._observe_database_time(await self._db(self.store.now), asked_at)
+            if abs(self._offset.total_seconds()) > CLOCK_WARNING_SECONDS:
+                logger.warning(
+                    "this machine's clock is off the database's; using the database's",
+                    extra={"offset_seconds": round(self._offset.total_seconds(), 3)},
+                )
+
     # -- the loop ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -236,46 +268,50 @@ class Scheduler:
         while not self._stopping:
             self._heartbeat = time.monotonic()
             await self._ensure_listener()
-            # Claim ahead up to twice the concurrency: a claimed job waits for a sending slot
-            # locally, so claims come in fuller batches (its lease covers the short wait).
-            free = 2 * self._settings.max_concurrent_deliveries - len(self._in_flight)
-            if free <= 0 or self._attempts.qsize() >= MAX_UNRECORDED:
+            limit = self._claim_room()
+            if limit <= 0 or self._recorder.backlog >= MAX_UNRECORDED:
                 await self._wait_for_slot()
                 continue
-            limit = min(self._settings.scheduler_batch_size, free)
             assert self._wake_event is not None
             self._wake_event.clear()
             try:
-                jobs = await self._db(self._claim, limit)
+                jobs = await self._claim(limit)
                 # The claim reached the database: healthy again before any delivery starts.
                 failures, self._db_problem = 0, None
                 for job in jobs:
                     self._start_delivery(job)
-                wake_at = None if len(jobs) >= limit else await self._db(self._next_wake)
-                if len(jobs) < limit:
-                    await self._maybe_prune()
+                if len(jobs) >= limit:
+                    continue  # a full batch: more may be due right now
+                wake_at = await self._next_wake()
+                await self._maybe_prune()
             except Exception as exc:
                 failures += 1
-                delay = min(DB_RETRY_MAX_SECONDS, 0.5 * 2**failures)
-                self._db_problem = _describe(exc)
-                if isinstance(exc, SQLAlchemyError):
-                    logger.warning(
-                        "scheduler pass failed; retrying",
-                        extra={"error": self._db_problem, "retry_in_s": delay},
-                    )
-                else:
-                    logger.exception(
-                        "scheduler pass crashed; retrying", extra={"retry_in_s": delay}
-                    )
-                await self._sleep(delay)
+                await self._after_failed_pass(exc, failures)
                 continue
-            if len(jobs) >= limit:
-                continue  # a full batch: more may be due right now
-            if not jobs and wake_at is not None and wake_at <= utc_now():
+            if not jobs and wake_at is not None and wake_at <= self.now():
                 # Due rows exist but another replica holds them: do not spin on the database.
                 await self._sleep(BUSY_BACKOFF_SECONDS)
                 continue
             await self._sleep_until(wake_at)
+
+    def _claim_room(self) -> int:
+        """How many occurrences the next claim may take. Claims run ahead up to twice the
+        concurrency: a claimed job waits for a sending slot locally, so claims come in fuller
+        batches (its lease covers the short wait)."""
+        free = 2 * self._settings.max_concurrent_deliveries - len(self._in_flight)
+        return min(self._settings.scheduler_batch_size, free)
+
+    async def _after_failed_pass(self, exc: Exception, failures: int) -> None:
+        delay = min(DB_RETRY_MAX_SECONDS, 0.5 * 2**failures)
+        self._db_problem = _describe(exc)
+        if isinstance(exc, SQLAlchemyError):
+            logger.warning(
+                "scheduler pass failed; retrying",
+                extra={"error": self._db_problem, "retry_in_s": delay},
+            )
+        else:
+            logger.exception("scheduler pass crashed; retrying", extra={"retry_in_s": delay})
+        await self._sleep(delay)
 
     async def _sleep_until(self, wake_at: datetime | None) -> None:
         longest = (
@@ -285,7 +321,7 @@ class Scheduler:
         )
         delay = longest
         if wake_at is not None:
-            delay = min(longest, (wake_at - utc_now()).total_seconds())
+            delay = min(longest, (wake_at - self.now()).total_seconds())
         if delay > 0:
             await self._sleep(delay)
 
@@ -313,19 +349,21 @@ class Scheduler:
 
     async def _maybe_prune(self) -> None:
         """Now and then: forget finished occurrences, and log rows past LOG_RETENTION_DAYS."""
-        if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
+        since = None if self._last_prune is None else time.monotonic() - self._last_prune
+        if since is not None and since < PRUNE_EVERY_SECONDS:
             return
         self._last_prune = time.monotonic()
-        pruned = await self._db(self._prune)
+        pruned = await self._db(self.store.prune_finished)
         if pruned:
             logger.info("pruned finished occurrences", extra={"count": pruned})
         days = self._settings.log_retention_days
         if not days:
             return
-        before = utc_now() - timedelta(days=days)
         deleted = 0
         for _ in range(LOG_PRUNE_BATCHES):
-            batch = await self._db(self._prune_logs, before)
+            batch = await self._db(
+                self.store.prune_logs, retention=timedelta(days=days), limit=LOG_PRUNE_BATCH
+            )
             deleted += batch
             if batch < LOG_PRUNE_BATCH:
                 break
@@ -355,7 +393,7 @@ class Scheduler:
             # Waited so long for a slot that the lease could run out mid-request: hand it back.
             logger.warning("delivery not started: its lease ran short", extra=_job_fields(job))
             with contextlib.suppress(Exception):
-                await self._db(self._release, [job.occurrence_id])
+                await self._db(self.store.release, [job.occurrence_id], owner=self.owner)
         except Exception:
             # A bug, not a delivery failure: the lease runs out and the work is taken again.
             logger.exception("delivery crashed", extra=_job_fields(job))
@@ -365,13 +403,13 @@ class Scheduler:
             url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
         )
         outcome = await self._sender.send(delivery, slot=self._sending_slot(job))
-        sent_at = outcome.sent_at or utc_now()
+        sent_at = outcome.sent_at + self._offset if outcome.sent_at else self.now()
         if self._metrics is not None and not outcome.deferred:
             self._metrics.delivery_duration.observe(outcome.duration_ms / 1000)
             if job.attempt == 0:
                 lateness = (sent_at - job.scheduled_for).total_seconds()
-                self._metrics.firing_lateness.labels(job.trigger).observe(max(0.0, lateness))
-        self._attempts.put_nowait(Attempt(job=job, outcome=outcome, started_at=sent_at))
+                self._metrics.firing_lateness.labels(job.trigger.value).observe(max(0.0, lateness))
+        self._recorder.put(Attempt(job=job, outcome=outcome, started_at=sent_at))
 
     @contextlib.asynccontextmanager
     async def _sending_slot(self, job: Job) -> AsyncIterator[None]:
@@ -379,154 +417,59 @@ class Scheduler:
         assert self._sending is not None
         async with self._sending:
             margin = timedelta(seconds=self._settings.delivery_timeout_seconds)
-            if utc_now() + margin >= job.lease_expires_at:
+            if self.now() + margin >= job.lease_expires_at:
                 raise LeaseTooShort
             yield
 
-    async def _record_loop(self) -> None:
-        """Record finished attempts in batches: whatever has piled up, in one transaction."""
-        while True:
-            batch = [await self._attempts.get()]
-            while len(batch) < RECORD_BATCH and not self._attempts.empty():
-                batch.append(self._attempts.get_nowait())
-            try:
-                steps = await self._record(batch)
-            except Exception:
-                # Never let the recorder die: these attempts go unrecorded and their
-                # occurrences are delivered again once their leases run out.
-                logger.exception("recording deliveries failed", extra={"count": len(batch)})
-                steps = ["unrecorded"] * len(batch)
-            try:
-                for attempt, step in zip(batch, steps, strict=True):
-                    _log_attempt(attempt, step)
-                    self._count(attempt, step)
-                    if step == "deactivated":
-                        self._alert_deactivated(attempt)
-                if {"retry", "rate_limited", "deferred"} & set(steps):
-                    self.wake()  # a retry may be due before what the loop sleeps towards
-            except Exception:
-                logger.exception("reporting recorded deliveries failed")
-            finally:
-                for _ in batch:
-                    self._attempts.task_done()
-                if self._slot_free is not None:
-                    self._slot_free.set()
-
-    def _count(self, attempt: Attempt, step: str) -> None:
-        if self._metrics is None:
-            return
-        self._metrics.deliveries.labels(_outcome_label(attempt.outcome)).inc()
-        if step == "deactivated":
-            self._metrics.deactivations.inc()
-
-    def _alert_deactivated(self, attempt: Attempt) -> None:
-        """Tell ALERT_WEBHOOK_URL (when set) that a task was deactivated, and why."""
-        url = self._settings.alert_webhook_url
-        if not url:
-            return
-        job = attempt.job
-        text = (
-            f'Task "{job.task_name}" ({job.task_id}) was deactivated: {attempt.outcome.message}'
-        )[:2000]
-        payload: dict = {"content": text}
-        if not is_discord_webhook_url(url, self._settings.discord_hosts):
-            payload |= {
-                "event": "task_deactivated",
-                "task_id": str(job.task_id),
-                "task_name": job.task_name,
-                "reason": attempt.outcome.message,
-            }
-        alert = asyncio.create_task(self._sender.send(Delivery(url=url, payload=payload)))
-        self._alerts.add(alert)
-        alert.add_done_callback(self._alerts.discard)
-
-    async def _record(self, batch: list[Attempt]) -> list[str]:
-        """Record a batch, retrying while the database hiccups. If it stays down, the leases run
-        out and the occurrences are delivered again (at least once, never lost)."""
-        for attempt in range(1, RECORD_ATTEMPTS + 1):
-            try:
-                return await self._db(self._record_in_db, batch)
-            except SQLAlchemyError as exc:
-                if attempt == RECORD_ATTEMPTS:
-                    logger.error(
-                        "could not record deliveries; they will be sent again after their lease",
-                        extra={"count": len(batch), "error": _describe(exc)},
-                    )
-                    return ["unrecorded"] * len(batch)
-                await asyncio.sleep(min(DB_RETRY_MAX_SECONDS, 0.2 * 2**attempt))
-        return ["unrecorded"] * len(batch)  # pragma: no cover (the loop always returns)
+    def _after_batch(self, decisions: list[Decision]) -> None:
+        """After a batch is recorded: wake the loop for retries that may be due soon, and let
+        claiming go on (it pauses while too much waits to be recorded)."""
+        if any(decision.step in SOON_AGAIN for decision in decisions):
+            self.wake()
+        if self._slot_free is not None:
+            self._slot_free.set()
 
     # -- database work (runs in the scheduler's threads) -----------------------------------------
 
-    async def _db(self, function: Callable[..., T], *args: Any) -> T:
+    async def _db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, *args)
+        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
-    def _claim(self, limit: int) -> list[Job]:
+    async def _claim(self, limit: int) -> list[Job]:
         settings = self._settings
-        with transaction(self._factory) as session:
-            return claims.claim_due(
-                session,
-                now=utc_now(),
-                owner=self.owner,
-                lease=timedelta(seconds=settings.scheduler_lease_seconds),
-                limit=limit,
-                grace=timedelta(seconds=settings.misfire_grace_seconds),
-            )
+        asked_at = self._clock()
+        claim = await self._db(
+            self.store.claim,
+            owner=self.owner,
+            limit=limit,
+            lease=timedelta(seconds=settings.scheduler_lease_seconds),
+            grace=timedelta(seconds=settings.misfire_grace_seconds),
+        )
+        self._observe_database_time(claim.now, asked_at)
+        return claim.jobs
 
-    def _next_wake(self) -> datetime | None:
-        with transaction(self._factory) as session:
-            return claims.next_wake_at(session)
+    async def _next_wake(self) -> datetime | None:
+        asked_at = self._clock()
+        wake_at, now = await self._db(self.store.next_wake)
+        self._observe_database_time(now, asked_at)
+        return wake_at
 
-    def _record_in_db(self, batch: list[Attempt]) -> list[str]:
-        with transaction(self._factory) as session:
-            return claims.record_attempts(
-                session, attempts=batch, now=utc_now(), owner=self.owner, rules=self._rules
-            )
-
-    def _release(self, occurrence_ids: list[uuid.UUID]) -> int:
-        with transaction(self._factory) as session:
-            return claims.release(
-                session, occurrence_ids=occurrence_ids, owner=self.owner, now=utc_now()
-            )
-
-    def _prune_logs(self, before: datetime) -> int:
-        with transaction(self._factory) as session:
-            return claims.prune_logs(session, before=before, limit=LOG_PRUNE_BATCH)
-
-    def _prune(self) -> int:
-        with transaction(self._factory) as session:
-            return claims.prune_finished(session, now=utc_now())
+    async def _record(self, batch: list[Attempt]) -> list[Decision]:
+        return await self._db(self.store.record, batch, owner=self.owner, policy=self._policy)
 
 
-def _outcome_label(outcome: Outcome) -> str:
-    """The `outcome` label of the deliveries counter."""
-    if outcome.deferred:
-        return "deferred"
-    if outcome.success:
-        return "success"
-    if outcome.retry_after is not None:
-        return "rate_limited"
-    return "permanent_failure" if outcome.permanent else "transient_failure"
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy the settings describe."""
+    return RetryPolicy(
+        backoff_base_seconds=settings.retry_backoff_base_seconds,
+        backoff_max_seconds=settings.retry_backoff_max_seconds,
+        max_rate_limit_wait_seconds=settings.max_rate_limit_wait_seconds,
+    )
 
 
-def _log_attempt(attempt: Attempt, step: str) -> None:
-    """One log event per attempt: what happened and how late it was, never the URL."""
-    job, outcome = attempt.job, attempt.outcome
-    extra = {
-        "task_id": str(job.task_id),
-        "occurrence_id": str(job.occurrence_id),
-        "scheduled_for": job.scheduled_for.isoformat(),
-        "trigger": job.trigger,
-        "retry_count": job.attempt,
-        "http_status": outcome.http_status,
-        "duration_ms": outcome.duration_ms,
-        "lateness_ms": round((attempt.started_at - job.scheduled_for).total_seconds() * 1000),
-        "step": step,
-    }
-    if outcome.deferred:
-        logger.debug("delivery deferred: %s", outcome.message, extra=extra)
-    elif outcome.success:
-        logger.info("delivery succeeded", extra=extra)
-    else:
-        logger.warning("delivery failed: %s", outcome.message, extra=extra)
+def _alerter(settings: Settings, sender: Sender) -> Alerter | None:
+    if not settings.alert_webhook_url:
+        return None
+    return Alerter(
+        sender=sender, url=settings.alert_webhook_url, discord_hosts=settings.discord_hosts
+    )

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.guard import UnsafeTargetError, check_url_target
-from app.errors import InvalidField, NotFound
+from app.errors import Conflict, InvalidField, NotFound
 from app.models import Occurrence, Task, utc_now
-from app.scheduling.claims import cancel_pending
 from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
+from app.scheduling.store import cancel_pending
 from app.scheduling.wakeup import request_wake
 from app.schemas import TaskCreate, TaskUpdate
 from app.services.pages import Cursor, after_cursor, page_total
@@ -160,6 +160,8 @@ def next_runs(session: Session, *, task_id: uuid.UUID, count: int) -> tuple[Task
 
 def _set_status(session: Session, task: Task, status: str) -> None:
     """The one place a task changes status through the API."""
+    if status == "active":
+        _refuse_to_send_again(task)
     task.status = status
     if status == "inactive":
         task.status_reason = PAUSED_REASON
@@ -167,6 +169,18 @@ def _set_status(session: Session, task: Task, status: str) -> None:
         cancel_pending(session, task_ids=[task.id], now=utc_now())
     else:
         task.status_reason = None
+
+
+def _refuse_to_send_again(task: Task) -> None:
+    """A one-time task whose run was delivered is not sent again by making it active: its
+    run_at is in the past, so it would fire at once. A new run_at is the way to send it again."""
+    run_at, last_run_at = task.run_at, task.last_run_at
+    if task.schedule is not None or run_at is None or last_run_at is None:
+        return
+    if task.last_status == "success" and run_at <= min(last_run_at, utc_now()):
+        raise Conflict(
+            "this one-time task was already delivered; give it a new run_at to send it again"
+        )
 
 
 def delete_task(session: Session, *, task_id: uuid.UUID) -> None:

@@ -24,9 +24,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the whole run."""
+    """A headless Chromium for one test module. Playwright's sync API keeps an event loop
+    running in this thread while it is open, which other tests' `asyncio.run` cannot share,
+    so it is closed when the module's tests are done."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         if os.environ.get("REQUIRE_BROWSER") == "1":

@@ -168,7 +168,8 @@ def test_429_waits_as_told_without_spending_a_retry(service, receiver):
 
 
 def test_429_beyond_the_total_wait_counts_as_a_failure(discord_settings, receiver):
-    settings = discord_settings.model_copy(update={"max_rate_limit_wait_seconds": 0.8})
+    # Each wait is at least 1 s: the first fits in the bound, the second would not.
+    settings = discord_settings.model_copy(update={"max_rate_limit_wait_seconds": 1.5})
     receiver.script("1", rate_limited(0.5), rate_limited(0.5))
     with start_client(settings) as client:
         task = once_soon(client, receiver, max_retry=0)

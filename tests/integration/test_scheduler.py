@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.models import Occurrence, Task, TaskLog
+from app.scheduling.store import OccurrenceStore
 from tests.integration.conftest import start_client
 from tests.receiver import WebhookReceiver
 from tests.support import wait_until
@@ -293,22 +294,20 @@ def test_missed_one_time_task(scheduling_settings, db, receiver, catchup, delive
 def test_a_failing_prune_does_not_stop_the_scheduler(
     scheduling_settings, receiver, monkeypatch: pytest.MonkeyPatch
 ):
-    from app.scheduling import claims
-
     calls = []
 
-    def broken_prune(session, *, now):
-        calls.append(now)
+    def broken_prune(self):
+        calls.append(1)
         raise OperationalError("DELETE", {}, Exception("database is locked"))
 
-    real_next_wake_at = claims.next_wake_at
+    real_next_wake = OccurrenceStore.next_wake
 
-    def slow_next_wake_at(session):
+    def slow_next_wake(self):
         time.sleep(0.5)  # a slow query after the claim: readiness must not wait for it
-        return real_next_wake_at(session)
+        return real_next_wake(self)
 
-    monkeypatch.setattr(claims, "prune_finished", broken_prune)
-    monkeypatch.setattr(claims, "next_wake_at", slow_next_wake_at)
+    monkeypatch.setattr(OccurrenceStore, "prune_finished", broken_prune)
+    monkeypatch.setattr(OccurrenceStore, "next_wake", slow_next_wake)
     with start_client(scheduling_settings) as service:
         wait_until(lambda: calls, what="the scheduler to try pruning")
         create_task(service, receiver, schedule=None, run_at=datetime.now(UTC).isoformat())
@@ -320,18 +319,16 @@ def test_a_failing_prune_does_not_stop_the_scheduler(
 def test_a_recorder_error_does_not_stop_recording(
     scheduling_settings, receiver, monkeypatch: pytest.MonkeyPatch
 ):
-    from app.scheduling import claims
-
-    real = claims.record_attempts
+    real = OccurrenceStore.record
     failures = []
 
-    def flaky(session, **kwargs):
+    def flaky(self, attempts, **kwargs):
         if not failures:
             failures.append(1)
             raise RuntimeError("unexpected")
-        return real(session, **kwargs)
+        return real(self, attempts, **kwargs)
 
-    monkeypatch.setattr(claims, "record_attempts", flaky)
+    monkeypatch.setattr(OccurrenceStore, "record", flaky)
     with start_client(scheduling_settings) as service:
         first = create_task(service, receiver, hook="a", schedule="0 0 1 1 *")
         service.post(f"/tasks/{first['id']}/execute")

@@ -1,4 +1,4 @@
-"""The scheduler's claim transactions, directly against the database."""
+"""The occurrence store's transactions (claims and records), directly against the database."""
 
 import threading
 import uuid
@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from app.db import create_db_engine, create_session_factory, transaction
-from app.delivery.sender import Outcome
-from app.models import Occurrence, Task
-from app.scheduling.claims import Attempt, AttemptRules, claim_due, record_attempts
+from app.delivery.outcome import Outcome, OutcomeKind
+from app.models import Occurrence, Task, TaskLog
+from app.scheduling.attempts import Attempt, RetryPolicy, Step
+from app.scheduling.store import OccurrenceStore
 
 LEASE = timedelta(seconds=30)
 GRACE = timedelta(seconds=60)
@@ -38,11 +39,12 @@ def add_due_tasks(factory, count: int, due: datetime) -> list[uuid.UUID]:
     return ids
 
 
+POLICY = RetryPolicy(backoff_base_seconds=1, backoff_max_seconds=10, max_rate_limit_wait_seconds=60)
+
+
 def claim(factory, owner: str, limit: int = 1000):
-    with transaction(factory) as session:
-        return claim_due(
-            session, now=datetime.now(UTC), owner=owner, lease=LEASE, limit=limit, grace=GRACE
-        )
+    store = OccurrenceStore(factory)
+    return store.claim(owner=owner, limit=limit, lease=LEASE, grace=GRACE).jobs
 
 
 def test_concurrent_claimers_never_take_the_same_occurrence(database_url: str):
@@ -162,19 +164,75 @@ def test_an_edit_made_while_in_flight_is_not_undone_by_the_outcome(database_url:
         session.execute(
             update(Task).values(run_at=tomorrow, next_run_at=tomorrow, updated_at=datetime.now(UTC))
         )
-    outcome = Outcome(success=True, message="Delivered (HTTP 204)", http_status=204)
-    with transaction(factory) as session:
-        (step,) = record_attempts(
-            session,
-            attempts=[Attempt(job=job, outcome=outcome, started_at=datetime.now(UTC))],
-            now=datetime.now(UTC),
-            owner="me",
-            rules=AttemptRules(retry_at=lambda n, now: now, max_rate_limit_wait_seconds=60),
-        )
+    outcome = Outcome(kind=OutcomeKind.SUCCESS, message="Delivered (HTTP 204)", http_status=204)
+    attempt = Attempt(job=job, outcome=outcome, started_at=datetime.now(UTC))
+    (decision,) = OccurrenceStore(factory).record([attempt], owner="me", policy=POLICY)
     with transaction(factory) as session:
         task = session.get(Task, task_id)
         status, next_run = task.status, task.next_run_at
     engine.dispose()
-    assert step == "finished"
+    assert decision.step is Step.DELIVERED
     assert status == "active"
     assert next_run == tomorrow
+
+
+def one_claimed_job(factory, **task_values):
+    (task_id,) = add_due_tasks(factory, 1, datetime.now(UTC) - timedelta(seconds=1))
+    if task_values:
+        with transaction(factory) as session:
+            session.execute(update(Task).where(Task.id == task_id).values(**task_values))
+    (job,) = claim(factory, "me")
+    return job
+
+
+def test_an_answer_that_cannot_be_stored_is_recorded_stripped_not_dropped(database_url: str):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    job = one_claimed_job(factory)
+    # Built by hand, past the sender's scrubbing: no database can store a lone surrogate.
+    outcome = Outcome(
+        kind=OutcomeKind.SUCCESS,
+        message="Delivered \ud800 (HTTP 200)",
+        http_status=200,
+        response_body="body \ud800",
+    )
+    attempt = Attempt(job=job, outcome=outcome, started_at=datetime.now(UTC))
+    (decision,) = OccurrenceStore(factory).record([attempt], owner="me", policy=POLICY)
+    with transaction(factory) as session:
+        log = session.scalars(select(TaskLog)).one()
+        occurrence = session.get(Occurrence, job.occurrence_id)
+        message, body, finished = log.message, log.response_body, occurrence.finished_at
+    engine.dispose()
+    assert decision.step is Step.DELIVERED
+    assert message == "Delivered ? (HTTP 200)"
+    assert body is None
+    assert finished is not None
+
+
+def test_an_attempt_that_cannot_be_recorded_at_all_still_finishes_its_occurrence(
+    database_url: str, monkeypatch
+):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    bad, good = one_claimed_job(factory), one_claimed_job(factory)
+    store = OccurrenceStore(factory)
+    real = store._record
+
+    def failing_for_bad(attempts, **kwargs):
+        if any(a.job.occurrence_id == bad.occurrence_id for a in attempts):
+            raise RuntimeError("any error at all")
+        return real(attempts, **kwargs)
+
+    monkeypatch.setattr(store, "_record", failing_for_bad)
+    outcome = Outcome(kind=OutcomeKind.SUCCESS, message="Delivered (HTTP 204)", http_status=204)
+    now = datetime.now(UTC)
+    attempts = [Attempt(job=job, outcome=outcome, started_at=now) for job in (bad, good)]
+    decisions = store.record(attempts, owner="me", policy=POLICY)
+    with transaction(factory) as session:
+        logged = set(session.scalars(select(TaskLog.task_id)))
+        open_rows = session.scalars(select(Occurrence).where(Occurrence.finished_at.is_(None)))
+        still_open = list(open_rows)
+    engine.dispose()
+    assert [d.step for d in decisions] == [Step.DROPPED, Step.DELIVERED]
+    assert logged == {good.task_id}
+    assert still_open == []  # neither can be claimed, so neither is sent again

@@ -1,0 +1,22 @@
+"""The closed vocabularies of the domain, as enums. They are `str` enums: each member equals
+the string stored in the database and shown by the API."""
+
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Trigger(StrEnum):
+    """What made an attempt happen."""
+
+    SCHEDULE = "schedule"  # an on-time occurrence
+    CATCHUP = "catchup"  # an occurrence missed while no scheduler ran
+    MANUAL = "manual"  # POST /tasks/{id}/execute
+
+
+class LogStatus(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"

@@ -1,0 +1,300 @@
+"""The fate of a delivery attempt, decided in one pure function.
+
+`decide(attempt, task, occurrence, now=..., policy=...)` takes the claimed job and its outcome,
+the task and occurrence rows as they are now (locked by the caller), and the instant of the
+database; it returns a `Decision`: the log row to write, what becomes of the occurrence and of
+the task, the `Step` to report and whether to alert. It reads no clock and touches no database:
+`OccurrenceStore` applies decisions, the recorder reports their steps.
+
+The rules, in order:
+
+1. The task is gone: nothing to write (DROPPED).
+2. Nothing was sent (DEFERRED by pacing): the occurrence waits, no log row, no retry spent.
+3. Another scheduler holds the occurrence now (our lease ran out): the log row is written, the
+   occurrence is theirs (DROPPED).
+4. The next step for the occurrence: success finishes it; a scheduled occurrence of an inactive
+   task is finished (not retried); a 429 waits as told while the occurrence's waits stay within
+   `max_rate_limit_wait_seconds` (each wait at least `MIN_RATE_LIMIT_WAIT_SECONDS`), spending no
+   retry; a permanent failure gives up; a failure with retries left is retried with backoff;
+   otherwise it gives up.
+5. What a finished occurrence does to the task: giving up deactivates an active task that was
+   not edited since the claim (DEACTIVATED, alert); a one-time task's own scheduled occurrence
+   ends the task (COMPLETED, or deactivated on failure) whatever edits or pauses happened in
+   flight, unless the edit planned a new run. A manual run never changes an inactive task.
+
+Retry timing: retry n (n >= 1) is due `min(cap, base * 2**(n-1)) * (1 + jitter)` seconds after
+the failed attempt, with jitter drawn from ±10 %, and no sooner than a 429 asked.
+"""
+
+import random
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from app.delivery.outcome import Outcome, OutcomeKind
+from app.domain import LogStatus, TaskStatus, Trigger
+
+JITTER_FRACTION = 0.10
+# A 429 that asks for no wait (0, a tiny value, a date in the past) still waits this long.
+MIN_RATE_LIMIT_WAIT_SECONDS = 1.0
+
+
+class Step(StrEnum):
+    """What happened after an attempt, as the scheduler reports it."""
+
+    DELIVERED = "delivered"  # success; the task goes on as it is
+    COMPLETED = "completed"  # a one-time task's occurrence is over; the task is now inactive
+    RETRY_SCHEDULED = "retry_scheduled"
+    RATE_LIMITED = "rate_limited"  # waiting as a 429 asked; no retry spent
+    DEFERRED = "deferred"  # nothing was sent (pacing); tried again later
+    DEACTIVATED = "deactivated"  # gave up; the task was active and is now inactive
+    GAVE_UP = "gave_up"  # gave up; the task's state was not this attempt's to change
+    FINISHED = "finished"  # not retried because the task is inactive
+    DROPPED = "dropped"  # the task is gone, or another scheduler holds the occurrence
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A leased occurrence with what its delivery needs (a snapshot taken at claim time)."""
+
+    occurrence_id: uuid.UUID
+    task_id: uuid.UUID
+    scheduled_for: datetime
+    trigger: Trigger
+    attempt: int  # 0 for the first attempt, n for the n-th retry
+    webhook_url: str
+    payload: dict
+    max_retry: int
+    task_name: str
+    task_version: datetime  # the task's updated_at when claimed: changed since means edited
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """A finished delivery attempt waiting to be recorded (`started_at`: when it was sent)."""
+
+    job: Job
+    outcome: Outcome
+    started_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskState:
+    """The task row as it is when the attempt is recorded."""
+
+    status: TaskStatus
+    schedule: str | None
+    next_run_at: datetime | None
+    updated_at: datetime
+    last_run_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OccurrenceState:
+    """The occurrence row, when this scheduler still holds it."""
+
+    attempt: int
+    rate_limit_wait_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """The settings that time retries and bound 429 waits."""
+
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    max_rate_limit_wait_seconds: float
+
+    def backoff_seconds(self, retry_number: int, *, jitter: float = 0.0) -> float:
+        """Wait before retry n (n >= 1): `min(cap, base * 2**(n-1)) * (1 + jitter)`."""
+        if retry_number < 1:
+            raise ValueError("retry_number starts at 1")
+        # Cap the exponent first: 2**(n-1) for a large n would be a huge float for nothing.
+        wait = min(
+            self.backoff_max_seconds, self.backoff_base_seconds * 2 ** min(retry_number - 1, 62)
+        )
+        return wait * (1 + jitter)
+
+
+def draw_jitter(rng: random.Random | None = None) -> float:
+    """A jitter fraction from ±10 %, which spreads retries of tasks that failed together."""
+    return (rng or random).uniform(-JITTER_FRACTION, JITTER_FRACTION)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogEntry:
+    """The log row of one attempt (the rest of its columns come from the attempt)."""
+
+    status: LogStatus
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OccurrenceChange:
+    """The occurrence's next state: `available_at` None means finished."""
+
+    available_at: datetime | None
+    attempt: int
+    rate_limit_wait_seconds: float
+
+    @property
+    def finished(self) -> bool:
+        return self.available_at is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskChange:
+    """A new status for the task (it then has no next run)."""
+
+    status: TaskStatus
+    status_reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """What to write and what to report for one attempt."""
+
+    step: Step
+    log: LogEntry | None = None
+    occurrence: OccurrenceChange | None = None
+    task: TaskChange | None = None
+    last_run: bool = False  # the attempt is the task's latest: set last_run_at / last_status
+    alert: bool = False
+
+
+def decide(
+    attempt: Attempt,
+    task: TaskState | None,
+    occurrence: OccurrenceState | None,
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+    jitter: float = 0.0,
+) -> Decision:
+    """The decision for one attempt (see the module's docstring for the rules)."""
+    outcome = attempt.outcome
+    if task is None:
+        return Decision(step=Step.DROPPED)
+    if outcome.kind is OutcomeKind.DEFERRED:
+        return _deferred(outcome, occurrence, now=now)
+    latest = task.last_run_at is None or attempt.started_at >= task.last_run_at
+    status = LogStatus.SUCCESS if outcome.success else LogStatus.FAILED
+    if occurrence is None:
+        log = LogEntry(status=status, message=outcome.message)
+        return Decision(step=Step.DROPPED, log=log, last_run=latest)
+    step, message, change = _next_step(
+        attempt, task, occurrence, now=now, policy=policy, jitter=jitter
+    )
+    decision = Decision(
+        step=step,
+        log=LogEntry(status=status, message=message),
+        occurrence=change,
+        last_run=latest,
+    )
+    if change.finished:
+        return _finish(decision, attempt, task)
+    return decision
+
+
+def _deferred(outcome: Outcome, occurrence: OccurrenceState | None, *, now: datetime) -> Decision:
+    """Nothing was sent: no log row, no retry spent, only a later time."""
+    if occurrence is None:
+        return Decision(step=Step.DROPPED)
+    wait = max(MIN_RATE_LIMIT_WAIT_SECONDS, outcome.retry_after or 0.0)
+    change = OccurrenceChange(
+        available_at=now + timedelta(seconds=wait),
+        attempt=occurrence.attempt,
+        rate_limit_wait_seconds=occurrence.rate_limit_wait_seconds,
+    )
+    return Decision(step=Step.DEFERRED, occurrence=change)
+
+
+def _next_step(
+    attempt: Attempt,
+    task: TaskState,
+    occurrence: OccurrenceState,
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+    jitter: float,
+) -> tuple[Step, str, OccurrenceChange]:
+    """The occurrence's next step, the log message that explains it, and its new state."""
+    job, outcome = attempt.job, attempt.outcome
+    waited = occurrence.rate_limit_wait_seconds
+    finish = OccurrenceChange(
+        available_at=None, attempt=job.attempt, rate_limit_wait_seconds=waited
+    )
+    if outcome.success:
+        return Step.DELIVERED, outcome.message, finish
+    if task.status is not TaskStatus.ACTIVE and job.trigger is not Trigger.MANUAL:
+        return Step.FINISHED, f"{outcome.message}; not retried: the task is inactive", finish
+    backoff = timedelta(seconds=policy.backoff_seconds(job.attempt + 1, jitter=jitter))
+    rate_wait = _rate_limit_wait(outcome, backoff)
+    if rate_wait is not None and waited + rate_wait <= policy.max_rate_limit_wait_seconds:
+        return _wait_for_rate_limit(outcome, job, rate_wait, waited, now=now)
+    if outcome.permanent:
+        return Step.GAVE_UP, f"{outcome.message}; not retried", finish
+    if job.attempt < job.max_retry:
+        retry_number = job.attempt + 1
+        # A 429 counted as a failure is retried no sooner than the wait it asked for.
+        retry_time = now + max(backoff, timedelta(seconds=rate_wait or 0.0))
+        at = retry_time.isoformat(timespec="seconds").replace("+00:00", "Z")
+        message = f"{outcome.message}; retry {retry_number} of {job.max_retry} at {at}"
+        change = OccurrenceChange(
+            available_at=retry_time, attempt=retry_number, rate_limit_wait_seconds=waited
+        )
+        return Step.RETRY_SCHEDULED, message, change
+    if job.max_retry == 0:
+        return Step.GAVE_UP, f"{outcome.message}; no retries configured", finish
+    return Step.GAVE_UP, f"{outcome.message}; retries exhausted", finish
+
+
+def _wait_for_rate_limit(
+    outcome: Outcome, job: Job, wait: float, waited: float, *, now: datetime
+) -> tuple[Step, str, OccurrenceChange]:
+    """Wait as a 429 asked, spending no retry."""
+    message = f"{outcome.message}; trying again in {wait:g} s (not counted as a retry)"
+    change = OccurrenceChange(
+        available_at=now + timedelta(seconds=wait),
+        attempt=job.attempt,
+        rate_limit_wait_seconds=waited + wait,
+    )
+    return Step.RATE_LIMITED, message, change
+
+
+def _rate_limit_wait(outcome: Outcome, backoff: timedelta) -> float | None:
+    """Seconds a rate-limited answer makes us wait (at least the minimum); None otherwise.
+    A 429 that names no wait waits as a retry would."""
+    if outcome.kind is not OutcomeKind.RATE_LIMITED:
+        return None
+    asked = outcome.retry_after if outcome.retry_after is not None else backoff.total_seconds()
+    return max(MIN_RATE_LIMIT_WAIT_SECONDS, asked)
+
+
+def _finish(decision: Decision, attempt: Attempt, task: TaskState) -> Decision:
+    """What the end of an occurrence does to its task."""
+    job, outcome = attempt.job, attempt.outcome
+    failed = decision.step in (Step.GAVE_UP, Step.FINISHED)
+    edited = task.updated_at != job.task_version
+    active = task.status is TaskStatus.ACTIVE
+    # A one-time task's own occurrence ends the task, unless an edit in flight planned a new run.
+    ends_one_time = (
+        task.schedule is None and job.trigger is not Trigger.MANUAL and task.next_run_at is None
+    )
+    if failed and (ends_one_time or (active and not edited)):
+        attempts = job.attempt + 1
+        noun = "attempt" if attempts == 1 else "attempts"
+        verb = "deactivated" if active else "failed"
+        reason = f"{verb} after {attempts} failed {noun}: {outcome.message}"
+        step = Step.DEACTIVATED if active else decision.step
+        change = TaskChange(status=TaskStatus.INACTIVE, status_reason=reason)
+        return replace(decision, step=step, task=change, alert=active)
+    if ends_one_time and outcome.success:
+        at = attempt.started_at.isoformat(timespec="seconds")
+        change = TaskChange(
+            status=TaskStatus.INACTIVE, status_reason=f"completed: delivered at {at}"
+        )
+        return replace(decision, step=Step.COMPLETED, task=change)
+    return decision

@@ -1,0 +1,573 @@
+"""The engine's one gateway to the database: claims, records, leases, releases, pruning.
+
+Every method runs in one short transaction of its own, never held across an HTTP request, and
+reads "now" from the database's clock (one query per transaction), so replicas whose own clocks
+are skewed agree on due times and leases. On PostgreSQL, due rows are locked with
+`FOR UPDATE SKIP LOCKED`, so replicas claiming at the same moment take different rows instead
+of waiting for each other; the unique key on (task_id, scheduled_for) makes a second claim of
+one occurrence impossible. Statements that run for every delivery are cached Core statements
+executed once per batch.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import transaction
+from app.domain import TaskStatus, Trigger
+from app.models import Occurrence, Task, TaskLog
+from app.scheduling.attempts import (
+    Attempt,
+    Decision,
+    Job,
+    OccurrenceState,
+    RetryPolicy,
+    Step,
+    TaskState,
+    decide,
+    draw_jitter,
+)
+from app.scheduling.planner import DuePlan, Firing, plan_due
+from app.scheduling.wakeup import request_wake
+from app.text import plain
+
+logger = logging.getLogger(__name__)
+
+FINISHED_RETENTION = timedelta(days=1)
+
+_TASKS = Task.__table__
+_OCCURRENCES = Occurrence.__table__
+_LOGS = TaskLog.__table__
+
+
+def _update_by_id(table: Any, *columns: str, **constants: Any) -> Any:
+    """An UPDATE of one row by id, for executemany: `_id` and `_<column>` are its parameters."""
+    values = {name: bindparam(f"_{name}") for name in columns} | constants
+    return update(table).where(table.c.id == bindparam("_id")).values(values)
+
+
+# A claimed task's new next run (and, for a task that stops, its end).
+_ADVANCE_TASK = _update_by_id(_TASKS, "next_run_at", "status", "status_reason")
+# What recording writes back to a task and to an occurrence (the rows are locked meanwhile).
+_RECORD_TASK = _update_by_id(
+    _TASKS, "status", "status_reason", "next_run_at", "last_run_at", "last_status"
+)
+_RECORD_OCCURRENCE = _update_by_id(
+    _OCCURRENCES,
+    "attempt",
+    "available_at",
+    "rate_limit_wait_seconds",
+    "finished_at",
+    lease_owner=None,
+)
+_TASK_COLUMNS = ("id", "status", "status_reason", "schedule", "next_run_at", "updated_at")
+_TASK_COLUMNS += ("last_run_at", "last_status")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim leased, and the database's "now" it was made at."""
+
+    jobs: list[Job]
+    now: datetime
+
+
+@dataclass
+class _TaskRow:
+    """A locked task row during recording: its state for `decide`, and what to write back."""
+
+    state: TaskState
+    status_reason: str | None
+    last_status: str | None
+    changed: bool = False
+
+
+def database_now(session: Session) -> datetime:
+    """The database's current time, aware UTC: the time every replica agrees on. PostgreSQL's
+    server clock; an SQLite file has no server, and every process using it runs on this
+    machine, so its time is this machine's (to the microsecond, where SQLite's own `now` has
+    milliseconds)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(text("SELECT statement_timestamp()")).scalar_one().astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def is_connection_trouble(exc: BaseException) -> bool:
+    """Whether `exc` says the database is unreachable or busy (worth retrying as it is)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class OccurrenceStore:
+    """Claims, records, leases and pruning for the scheduler (see the module docstring)."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], *, jitter: Callable[[], float] = draw_jitter
+    ) -> None:
+        self._factory = factory
+        self._jitter = jitter
+
+    def now(self) -> datetime:
+        """The database's clock."""
+        with transaction(self._factory) as session:
+            return database_now(session)
+
+    # -- claiming --------------------------------------------------------------------------------
+
+    def claim(self, *, owner: str, limit: int, lease: timedelta, grace: timedelta) -> Claim:
+        """Lease up to `limit` occurrences to `owner`: available ones (retries, manual runs, work
+        whose holder's lease ran out) and new ones from due tasks, each kind getting at least
+        half of the room so that neither can starve the other."""
+        with transaction(self._factory) as session:
+            now = database_now(session)
+            until = now + lease
+            jobs = _claim_available(
+                session, now=now, owner=owner, until=until, limit=max(1, limit // 2)
+            )
+            jobs += _claim_due_tasks(
+                session, now=now, owner=owner, until=until, limit=limit - len(jobs), grace=grace
+            )
+            if len(jobs) < limit:
+                jobs += _claim_available(
+                    session, now=now, owner=owner, until=until, limit=limit - len(jobs)
+                )
+            return Claim(jobs=jobs, now=now)
+
+    def release(self, occurrence_ids: list[uuid.UUID], *, owner: str) -> int:
+        """Hand leased occurrences back so any scheduler can take them at once (shutdown)."""
+        if not occurrence_ids:
+            return 0
+        with transaction(self._factory) as session:
+            result = session.execute(
+                update(Occurrence)
+                .where(Occurrence.id.in_(occurrence_ids), Occurrence.lease_owner == owner)
+                .where(Occurrence.finished_at.is_(None))
+                .values(available_at=database_now(session), lease_owner=None)
+            )
+            request_wake(session)
+            return result.rowcount
+
+    def next_wake(self) -> tuple[datetime | None, datetime]:
+        """The earliest instant at which some task or occurrence becomes due (None: nothing),
+        and the database's now."""
+        first_task = select(func.min(Task.next_run_at)).scalar_subquery()
+        first_occurrence = select(func.min(Occurrence.available_at)).scalar_subquery()
+        with transaction(self._factory) as session:
+            now = database_now(session)
+            row = session.execute(select(first_task, first_occurrence)).one()
+        candidates = [value for value in row if value is not None]
+        return (min(candidates) if candidates else None), now
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def record(self, attempts: list[Attempt], *, owner: str, policy: RetryPolicy) -> list[Decision]:
+        """Decide and write each attempt's log row, occurrence and task, in one transaction.
+
+        A batch that cannot be written for any reason but the database's reachability (which
+        raises, for the caller to retry) is written again with the answers' text reduced to
+        plain ASCII, then one attempt at a time: a record never fails in a way that would send
+        an attempt again."""
+        try:
+            return self._record(attempts, owner=owner, policy=policy, stripped=False)
+        except Exception as exc:
+            if is_connection_trouble(exc):
+                raise
+            logger.warning(
+                "recording failed; writing the batch again without the answers' text",
+                extra={"count": len(attempts), "error": type(exc).__name__},
+            )
+        try:
+            return self._record(attempts, owner=owner, policy=policy, stripped=True)
+        except Exception as exc:
+            if is_connection_trouble(exc):
+                raise
+            logger.error("recording failed again; recording one attempt at a time")
+        return [self._record_alone(attempt, owner=owner, policy=policy) for attempt in attempts]
+
+    def _record_alone(self, attempt: Attempt, *, owner: str, policy: RetryPolicy) -> Decision:
+        """The last resort: this attempt alone, stripped; failing that, its occurrence finished
+        without a log row, so that it is never sent again."""
+        try:
+            return self._record([attempt], owner=owner, policy=policy, stripped=True)[0]
+        except Exception as exc:
+            if is_connection_trouble(exc):
+                raise
+            logger.exception("an attempt could not be recorded; finishing its occurrence")
+        with transaction(self._factory) as session:
+            session.execute(
+                update(_OCCURRENCES)
+                .where(
+                    _OCCURRENCES.c.id == attempt.job.occurrence_id,
+                    _OCCURRENCES.c.lease_owner == owner,
+                )
+                .values(available_at=None, lease_owner=None, finished_at=database_now(session))
+            )
+        return Decision(step=Step.DROPPED)
+
+    def _record(
+        self, attempts: list[Attempt], *, owner: str, policy: RetryPolicy, stripped: bool
+    ) -> list[Decision]:
+        with transaction(self._factory) as session:
+            now = database_now(session)
+            tasks = _lock_tasks(session, sorted({a.job.task_id for a in attempts}))
+            occurrences = _lock_occurrences(
+                session, sorted(a.job.occurrence_id for a in attempts), owner=owner
+            )
+            decisions = []
+            for attempt in attempts:
+                row = tasks.get(attempt.job.task_id)
+                decision = decide(
+                    attempt,
+                    row.state if row is not None else None,
+                    occurrences.get(attempt.job.occurrence_id),
+                    now=now,
+                    policy=policy,
+                    jitter=self._jitter(),
+                )
+                if row is not None:
+                    _fold(row, attempt, decision)
+                decisions.append(decision)
+            _write(session, attempts, decisions, tasks, now=now, stripped=stripped)
+            return decisions
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def prune_finished(self) -> int:
+        """Delete finished occurrences older than the retention (their log rows stay)."""
+        with transaction(self._factory) as session:
+            cutoff = database_now(session) - FINISHED_RETENTION
+            return session.execute(
+                delete(Occurrence).where(Occurrence.finished_at < cutoff)
+            ).rowcount
+
+    def prune_logs(self, *, retention: timedelta, limit: int) -> int:
+        """Delete up to `limit` log rows whose attempt started more than `retention` ago
+        (oldest first, by the execution_time index), so that retention runs in short
+        transactions."""
+        with transaction(self._factory) as session:
+            before = database_now(session) - retention
+            oldest = (
+                select(TaskLog.id)
+                .where(TaskLog.execution_time < before)
+                .order_by(TaskLog.execution_time)
+                .limit(limit)
+            )
+            result = session.execute(
+                delete(TaskLog)
+                .where(TaskLog.id.in_(oldest.scalar_subquery()))
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount
+
+
+def cancel_pending(session: Session, *, task_ids: list[uuid.UUID], now: datetime) -> None:
+    """Finish the tasks' waiting scheduled occurrences (not manual runs, not ones in flight):
+    an inactive task sends nothing more on its schedule."""
+    session.execute(
+        update(Occurrence)
+        .where(
+            Occurrence.task_id.in_(task_ids),
+            Occurrence.finished_at.is_(None),
+            Occurrence.lease_owner.is_(None),
+            Occurrence.trigger != Trigger.MANUAL.value,
+        )
+        .values(available_at=None, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# -- claiming, in the claim's transaction --------------------------------------------------------
+
+
+def _claim_due_tasks(
+    session: Session, *, now: datetime, owner: str, until: datetime, limit: int, grace: timedelta
+) -> list[Job]:
+    """Advance due tasks and insert their occurrences; the first `limit` are leased to `owner`,
+    any beyond (catch-up bursts) are left available for whoever has room."""
+    if limit <= 0:
+        return []
+    query = (
+        select(_TASKS)
+        .where(_TASKS.c.next_run_at <= now, _TASKS.c.status == TaskStatus.ACTIVE.value)
+        .order_by(_TASKS.c.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows: list[dict] = []
+    by_id: dict[uuid.UUID, Any] = {}
+    advanced: list[dict] = []
+    for task in session.execute(query).all():
+        plan = _plan(task, now=now, grace=grace)
+        advanced.append(_advance(task, plan))
+        for firing in plan.firings:
+            row = _occurrence(task.id, firing, leased_to=owner if len(rows) < limit else None)
+            row |= {"available_at": until if row["lease_owner"] else now, "created_at": now}
+            by_id[row["id"]] = task
+            rows.append(row)
+    if advanced:
+        session.execute(_ADVANCE_TASK, advanced)
+    if not rows:
+        return []
+    inserted = _insert_new_occurrences(session, rows)
+    return [
+        _job(by_id[row["id"]], row["id"], row["scheduled_for"], row["trigger"], 0, until)
+        for row in rows
+        if row["id"] in inserted and row["lease_owner"] == owner
+    ]
+
+
+def _occurrence(task_id: uuid.UUID, firing: Firing, *, leased_to: str | None) -> dict:
+    """A new occurrence row (its times are the claim's to fill in)."""
+    return {
+        "id": uuid.uuid4(),
+        "task_id": task_id,
+        "scheduled_for": firing.scheduled_for,
+        "trigger": firing.trigger,
+        "attempt": 0,
+        "lease_owner": leased_to,
+        "rate_limit_wait_seconds": 0.0,
+    }
+
+
+def _plan(task: Any, *, now: datetime, grace: timedelta) -> DuePlan:
+    """The task's plan; a task whose schedule cannot be evaluated here (a timezone this
+    replica's tzdata lacks, a corrupt row) stops with the reason, and only that task."""
+    try:
+        return plan_due(task, now=now, grace=grace)
+    except Exception as exc:
+        logger.warning(
+            "task stopped: its schedule cannot be evaluated",
+            extra={"task_id": str(task.id), "error": str(exc)},
+        )
+        return DuePlan(stop_reason=f"schedule cannot be evaluated: {plain(str(exc))}")
+
+
+def _advance(task: Any, plan: DuePlan) -> dict:
+    """The claimed task's new next run, or its end."""
+    stopped = plan.stop_reason is not None
+    return {
+        "_id": task.id,
+        "_next_run_at": None if stopped else plan.next_run_at,
+        "_status": TaskStatus.INACTIVE.value if stopped else task.status,
+        "_status_reason": plan.stop_reason if stopped else task.status_reason,
+    }
+
+
+def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID]:
+    """Insert the rows, skipping any whose (task, scheduled_for) exists; the ids inserted."""
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # One statement for any number of rows ("insertmanyvalues"): compiled once and cached,
+    # where .values(rows) would compile a new statement for every batch.
+    statement = (
+        upsert(_OCCURRENCES)
+        .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"])
+        .returning(_OCCURRENCES.c.id)
+    )
+    return set(session.execute(statement, rows).scalars())
+
+
+def _claim_available(
+    session: Session, *, now: datetime, owner: str, until: datetime, limit: int
+) -> list[Job]:
+    """Lease occurrences whose time has come. Scheduled ones of a task that has become inactive
+    are finished instead: an inactive task sends nothing more on its schedule."""
+    if limit <= 0:
+        return []
+    query = (
+        select(Occurrence, Task)
+        .join(Task, Task.id == Occurrence.task_id)
+        .where(Occurrence.available_at <= now)
+        .order_by(Occurrence.available_at)
+        .limit(limit)
+        .with_for_update(of=Occurrence, skip_locked=True)
+        # Fresh rows even for tasks this session loaded before (the Core UPDATEs of a claim
+        # bypass the identity map).
+        .execution_options(populate_existing=True)
+    )
+    jobs = []
+    for occurrence, task in session.execute(query).all():
+        if task.status != TaskStatus.ACTIVE and occurrence.trigger != Trigger.MANUAL:
+            occurrence.available_at, occurrence.lease_owner = None, None
+            occurrence.finished_at = now
+            continue
+        occurrence.available_at = until
+        occurrence.lease_owner = owner
+        jobs.append(
+            _job(
+                task,
+                occurrence.id,
+                occurrence.scheduled_for,
+                occurrence.trigger,
+                occurrence.attempt,
+                until,
+            )
+        )
+    session.flush()
+    return jobs
+
+
+def _job(
+    task: Any,  # a Task, or a row of the tasks table
+    occurrence_id: uuid.UUID,
+    scheduled_for: datetime,
+    trigger: str,
+    attempt: int,
+    until: datetime,
+) -> Job:
+    return Job(
+        occurrence_id=occurrence_id,
+        task_id=task.id,
+        scheduled_for=scheduled_for,
+        trigger=Trigger(trigger),
+        attempt=attempt,
+        webhook_url=task.webhook_url,
+        payload=task.payload,
+        max_retry=task.max_retry,
+        task_name=task.name,
+        task_version=task.updated_at,
+        lease_expires_at=until,
+    )
+
+
+# -- recording, in the record's transaction ------------------------------------------------------
+
+
+def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, _TaskRow]:
+    """The tasks' rows, locked in id order (so concurrent recorders never deadlock)."""
+    query = (
+        select(*(_TASKS.c[name] for name in _TASK_COLUMNS))
+        .where(_TASKS.c.id.in_(task_ids))
+        .order_by(_TASKS.c.id)
+        .with_for_update()
+    )
+    return {
+        row.id: _TaskRow(
+            state=TaskState(
+                status=TaskStatus(row.status),
+                schedule=row.schedule,
+                next_run_at=row.next_run_at,
+                updated_at=row.updated_at,
+                last_run_at=row.last_run_at,
+            ),
+            status_reason=row.status_reason,
+            last_status=row.last_status,
+        )
+        for row in session.execute(query)
+    }
+
+
+def _lock_occurrences(
+    session: Session, occurrence_ids: list[uuid.UUID], *, owner: str
+) -> dict[uuid.UUID, OccurrenceState]:
+    """The occurrences this scheduler still holds, locked in id order."""
+    query = (
+        select(_OCCURRENCES.c.id, _OCCURRENCES.c.attempt, _OCCURRENCES.c.rate_limit_wait_seconds)
+        .where(_OCCURRENCES.c.id.in_(occurrence_ids), _OCCURRENCES.c.lease_owner == owner)
+        .order_by(_OCCURRENCES.c.id)
+        .with_for_update()
+    )
+    return {
+        row.id: OccurrenceState(
+            attempt=row.attempt, rate_limit_wait_seconds=row.rate_limit_wait_seconds
+        )
+        for row in session.execute(query)
+    }
+
+
+def _fold(row: _TaskRow, attempt: Attempt, decision: Decision) -> None:
+    """Carry a decision into the task row, so the next attempt of the batch sees it."""
+    state = row.state
+    if decision.last_run and decision.log is not None:
+        state = replace(state, last_run_at=attempt.started_at)
+        row.last_status = decision.log.status.value
+        row.changed = True
+    if decision.task is not None:
+        state = replace(state, status=decision.task.status, next_run_at=None)
+        row.status_reason = decision.task.status_reason
+        row.changed = True
+    row.state = state
+
+
+def _write(
+    session: Session,
+    attempts: list[Attempt],
+    decisions: list[Decision],
+    tasks: dict[uuid.UUID, _TaskRow],
+    *,
+    now: datetime,
+    stripped: bool,
+) -> None:
+    """Apply the decisions: one executemany statement per table."""
+    logs = [
+        _log_row(attempt, decision, now=now, stripped=stripped)
+        for attempt, decision in zip(attempts, decisions, strict=True)
+        if decision.log is not None
+    ]
+    occurrences = [
+        _occurrence_row(attempt.job.occurrence_id, decision, now=now)
+        for attempt, decision in zip(attempts, decisions, strict=True)
+        if decision.occurrence is not None
+    ]
+    changed = [(task_id, row) for task_id, row in tasks.items() if row.changed]
+    if changed:
+        session.execute(_RECORD_TASK, [_task_row(i, row, stripped) for i, row in changed])
+    if occurrences:
+        session.execute(_RECORD_OCCURRENCE, occurrences)
+    if logs:
+        session.execute(insert(_LOGS), logs)
+    stopped = [i for i, row in changed if row.state.status is TaskStatus.INACTIVE]
+    if stopped:
+        cancel_pending(session, task_ids=stopped, now=now)
+
+
+def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> dict:
+    job, outcome, log = attempt.job, attempt.outcome, decision.log
+    assert log is not None
+    return {
+        "id": uuid.uuid4(),
+        "task_id": job.task_id,
+        "execution_time": attempt.started_at,
+        "scheduled_for": job.scheduled_for,
+        "status": log.status.value,
+        "retry_count": job.attempt,
+        "message": plain(log.message) if stripped else log.message,
+        "http_status": outcome.http_status,
+        "duration_ms": outcome.duration_ms,
+        "response_body": None if stripped else outcome.response_body,
+        "trigger": job.trigger.value,
+        "created_at": now,
+    }
+
+
+def _occurrence_row(occurrence_id: uuid.UUID, decision: Decision, *, now: datetime) -> dict:
+    change = decision.occurrence
+    assert change is not None
+    return {
+        "_id": occurrence_id,
+        "_attempt": change.attempt,
+        "_available_at": change.available_at,
+        "_rate_limit_wait_seconds": change.rate_limit_wait_seconds,
+        "_finished_at": now if change.finished else None,
+    }
+
+
+def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> dict:
+    state = row.state
+    return {
+        "_id": task_id,
+        "_status": state.status.value,
+        "_status_reason": plain(row.status_reason) if stripped else row.status_reason,
+        "_next_run_at": state.next_run_at,
+        "_last_run_at": state.last_run_at,
+        "_last_status": row.last_status,
+    }

@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -64,7 +65,7 @@ async def scheduler_for(
 ) -> AsyncIterator[Scheduler]:
     """The process's scheduler. Its loop runs when SCHEDULER_ENABLED (and, on SQLite, when this
     process holds the database's scheduler lock); otherwise it only serves `run_pass` calls."""
-    lock, may_schedule = _scheduler_lock(settings)
+    lock, may_schedule, pass_lock = _scheduler_lock(settings)
     sender = Sender(
         client=create_http_client(
             max_connections=settings.max_concurrent_deliveries,
@@ -81,6 +82,7 @@ async def scheduler_for(
         sender=sender,
         metrics=metrics,
         may_schedule=may_schedule,
+        pass_lock=pass_lock,
     )
     on_committed_wake(factory, scheduler.wake)
     await scheduler.start(run_loop=settings.scheduler_enabled and may_schedule)
@@ -93,14 +95,16 @@ async def scheduler_for(
             lock.close()
 
 
-def _scheduler_lock(settings: Settings) -> tuple[Any, bool]:
-    """On SQLite, the database's scheduler lock (None if not held) and whether this process may
-    run scheduler passes; elsewhere (None, True)."""
+def _scheduler_lock(settings: Settings) -> tuple[Any, bool, Callable[[], Any] | None]:
+    """On SQLite, one process at a time may run scheduler passes, by a lock file: the lock this
+    process holds for its loop (None if none), whether it may run passes at all, and how to
+    take the lock for one pass when it runs no loop. Elsewhere: (None, True, None)."""
     database_file = sqlite_database_path(settings.sqlalchemy_url)
     if database_file is None:
-        return None, True
+        return None, True, None
     if not settings.scheduler_enabled:
-        return None, False  # SQLite without the lock: passes could collide with the owner
+        # No loop here: an external pass (POST /scheduler/run) takes the lock for its length.
+        return None, True, partial(acquire_scheduler_lock, database_file)
     lock = acquire_scheduler_lock(database_file)
     if lock is None:
         logger.warning(
@@ -108,7 +112,7 @@ def _scheduler_lock(settings: Settings) -> tuple[Any, bool]:
             "this process serves the API only",
             extra={"database_file": str(database_file)},
         )
-    return lock, lock is not None
+    return lock, lock is not None, None
 
 
 def prepare_database(settings: Settings, factory: sessionmaker[Session]) -> str:

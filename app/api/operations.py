@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Authorized
 from app.api.responses import CONFLICT, PROTECTED
+from app.scheduling.scheduler import SchedulerBusy
 
 router = APIRouter(tags=["operations"])
 
@@ -32,10 +33,14 @@ async def run_scheduler_pass(
     SCHEDULER_ENABLED=false and call this every minute (Cloud Scheduler); a running loop makes
     it unnecessary but harmless. 409 on SQLite when another process owns the scheduler."""
     scheduler = request.app.state.scheduler
+    busy = JSONResponse(
+        {"detail": "another process runs the scheduler for this SQLite database"},
+        status_code=409,
+    )
     if not scheduler.may_schedule:
-        return JSONResponse(
-            {"detail": "another process runs the scheduler for this SQLite database"},
-            status_code=409,
-        )
-    result = await scheduler.run_pass(max_seconds=max_seconds)
+        return busy
+    try:
+        result = await scheduler.run_pass(max_seconds=max_seconds)
+    except SchedulerBusy:
+        return busy
     return {"status": "done", **result}

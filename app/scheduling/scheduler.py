@@ -61,6 +61,10 @@ MAX_UNRECORDED = 2000
 CLOCK_WARNING_SECONDS = 1.0
 
 
+class SchedulerBusy(Exception):
+    """Another process holds this SQLite database's scheduler lock."""
+
+
 class LeaseTooShort(Exception):
     """A claimed job waited so long for a sending slot that its lease could end mid-request."""
 
@@ -101,12 +105,14 @@ class Scheduler:
         sender: Sender,
         metrics: Metrics | None = None,
         may_schedule: bool = True,
+        pass_lock: Callable[[], Any] | None = None,
         owner: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         store: OccurrenceStore | None = None,
     ) -> None:
         self._engine = engine
         self.may_schedule = may_schedule
+        self._pass_lock = pass_lock  # taken for each external pass (SQLite, no loop here)
         self._settings = settings
         self._sender = sender
         self._clock = clock
@@ -164,7 +170,19 @@ class Scheduler:
 
     async def run_pass(self, *, max_seconds: float) -> dict[str, int]:
         """Claim and deliver everything due now, for deployments that call the scheduler from
-        outside instead of running its loop; wait (up to about `max_seconds`) for the answers."""
+        outside instead of running its loop; wait (up to about `max_seconds`) for the answers.
+        Raises SchedulerBusy when another process holds the SQLite scheduler lock."""
+        if self._pass_lock is None:
+            return await self._run_pass(max_seconds)
+        lock = self._pass_lock()
+        if lock is None:
+            raise SchedulerBusy
+        try:
+            return await self._run_pass(max_seconds)
+        finally:
+            lock.close()
+
+    async def _run_pass(self, max_seconds: float) -> dict[str, int]:
         deadline = time.monotonic() + max_seconds
         claimed = 0
         started: list[asyncio.Task[None]] = []

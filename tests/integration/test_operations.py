@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.scheduling.single import acquire_scheduler_lock, sqlite_database_path
 from tests.conftest import TEST_TOKEN
 from tests.integration.conftest import SCHEDULING, start_client
 from tests.receiver import WebhookReceiver
@@ -92,11 +93,6 @@ def test_external_scheduler_pass_delivers_what_is_due(
         task = make_task(client, receiver, schedule=None, run_at=due.isoformat())
         wait_until(lambda: datetime.now(UTC) > due, what="the run_at to pass")
         response = client.post("/scheduler/run")
-        if database_url.startswith("sqlite"):
-            # One SQLite file has one scheduler: an API-only process must not claim work.
-            assert response.status_code == 409
-            assert receiver.received() == []
-            return
         assert response.status_code == 200, response.text
         assert response.json() == {"status": "done", "claimed": 1, "unfinished": 0}
         (log,) = client.get(f"/task-logs/task/{task['id']}").json()["task_logs"]
@@ -104,6 +100,27 @@ def test_external_scheduler_pass_delivers_what_is_due(
         assert len(receiver.received()) == 1
         assert client.post("/scheduler/run").json()["claimed"] == 0
         assert client.get("/readyz").json()["checks"]["scheduler"] == "off"
+
+
+def test_on_sqlite_an_external_pass_is_refused_while_another_process_schedules(
+    scheduling_settings: Settings, receiver, database_url: str
+):
+    path = sqlite_database_path(database_url)
+    if path is None:
+        pytest.skip("SQLite's scheduler lock")
+    settings = scheduling_settings.model_copy(update={"scheduler_enabled": False})
+    with start_client(settings) as client:
+        task = make_task(client, receiver, schedule=None, run_at=datetime.now(UTC).isoformat())
+        held = acquire_scheduler_lock(path)  # another process's scheduler
+        assert held is not None
+        try:
+            refused = client.post("/scheduler/run")
+        finally:
+            held.close()
+        assert refused.status_code == 409
+        assert receiver.received() == []
+        assert client.post("/scheduler/run").json()["claimed"] == 1
+        assert client.get(f"/task-logs/task/{task['id']}").json()["total"] == 1
 
 
 def test_scheduler_pass_needs_the_token(client: TestClient):

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     discord_extra_hosts: str = ""
     alert_webhook_url: str | None = None
     cors_allow_origins: str = ""
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_payload_bytes: int = Field(default=64 * 1024, ge=2, le=16 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -12,6 +12,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.delivery.guard import (
+    ALL_PRIVATE,
+    PUBLIC_ONLY,
+    SETTING,
+    PrivateTargets,
+    parse_private_targets,
+)
+
 DEFAULT_DATABASE_URL = "sqlite:///./insignia.db"
 MIN_TOKEN_LENGTH = 16
 # What a browser sends in `Origin`: scheme, host, optional port; nothing after.
@@ -33,7 +41,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     scheduler_enabled: bool = True
-    allow_private_webhook_targets: bool = False
+    # false, true, or a list of networks and host names; read it through `private_targets`.
+    allow_private_webhook_targets: bool | str = False
     retry_backoff_base_seconds: float = Field(default=2.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=600.0, gt=0)
     delivery_timeout_seconds: float = Field(default=15.0, gt=0)
@@ -43,6 +52,9 @@ class Settings(BaseSettings):
     max_concurrent_deliveries: int = Field(default=100, ge=1, le=10_000)
     misfire_grace_seconds: float = Field(default=60.0, ge=0)
     max_rate_limit_wait_seconds: float = Field(default=300.0, ge=0)
+    auto_resume_first_seconds: float = Field(default=300.0, gt=0)
+    auto_resume_max_seconds: float = Field(default=21_600.0, gt=0)
+    auto_resume_give_up_seconds: float = Field(default=7 * 86_400.0, gt=0)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=60)
     log_retention_days: int = Field(default=90, ge=0)
     startup_database_wait_seconds: float = Field(default=60.0, ge=0)
@@ -58,6 +70,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allow_private_webhook_targets", mode="before")
+    @classmethod
+    def _check_private_targets(cls, value: object) -> bool | str:
+        if not isinstance(value, bool | str):
+            raise ValueError(f"{SETTING} must be true, false or a list of networks and host names")
+        targets = parse_private_targets(value)  # ValueError naming the setting when malformed
+        if targets in (PUBLIC_ONLY, ALL_PRIVATE):
+            return targets == ALL_PRIVATE
+        return str(value).strip()
 
     @field_validator("alert_webhook_url", mode="before")
     @classmethod
@@ -112,6 +134,12 @@ class Settings(BaseSettings):
         """Browser origins allowed to call the API from other sites (empty: CORS is off)."""
         # Browsers send the scheme and host in lower case; compare like with like.
         return [origin.lower() for origin in split_list(self.cors_allow_origins)]
+
+    @property
+    def private_targets(self) -> PrivateTargets:
+        """Which non-public webhook targets may be contacted. Read the setting through here:
+        `model_copy(update=...)` skips validators, so the field may hold any bool or string."""
+        return parse_private_targets(self.allow_private_webhook_targets)
 
     @property
     def sqlalchemy_url(self) -> str:

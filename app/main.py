@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from app import __version__
 from app.api import health, operations, task_logs, tasks
 from app.api.errors import install_error_handlers
-from app.api.middleware import RequestContextMiddleware
+from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.delivery.client import create_http_client
@@ -69,10 +71,10 @@ async def scheduler_for(
     sender = Sender(
         client=create_http_client(
             max_connections=settings.max_concurrent_deliveries,
-            allow_private=settings.allow_private_webhook_targets,
+            allow_private=settings.private_targets,
         ),
         timeout_seconds=settings.delivery_timeout_seconds,
-        allow_private=settings.allow_private_webhook_targets,
+        allow_private=settings.private_targets,
         discord_hosts=settings.discord_hosts,
     )
     scheduler = Scheduler(
@@ -169,17 +171,26 @@ def _lifespan(
     return lifespan
 
 
+def _operation_id(route: APIRoute) -> str:
+    """Short operationIds (`create_task`, `list_task_logs`): the route function's name, unless
+    the route names one itself (PATCH shares its function with PUT)."""
+    return route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application for `settings` (read from the environment when not given)."""
     settings = settings or get_settings()
     metrics = Metrics()
 
-    app = FastAPI(
+    # /docs and /redoc with their assets served by this process: they work offline.
+    app = FastAPIOffline(
         title="Insignia Task Scheduler",
         version=__version__,
         description=DESCRIPTION,
         lifespan=_lifespan(settings, metrics),
         redirect_slashes=False,
+        generate_unique_id_function=_operation_id,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -193,7 +204,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    """CORS (when origins are allowed), request ids and access logs, trailing slashes."""
+    """The body size limit, CORS (when origins are allowed), request ids and access logs,
+    trailing slashes."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     # The last added runs first: paths are normalised before the request is timed and routed,
     # and CORS answers preflights (any path) before authentication could refuse them.
     if settings.cors_origins:

@@ -52,6 +52,17 @@ class Metrics:
             "Tasks deactivated because their deliveries failed",
             registry=self.registry,
         )
+        self.probes = Counter(
+            "insignia_probes",
+            "Health probes of tasks switched off by transient failures, by what came of them",
+            ["step"],
+            registry=self.registry,
+        )
+        self.recoveries = Counter(
+            "insignia_task_recoveries",
+            "Tasks made active again by a successful probe",
+            registry=self.registry,
+        )
         self.http_requests = Counter(
             "insignia_http_requests",
             "API requests by method, route template and status",

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -94,6 +96,13 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     # Set by the API on each change (not by the scheduler), so it also tells "edited since".
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # When the status last changed, whoever changed it (the API or the service itself).
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The health ladder: a task deactivated by transient failures is probed at `resume_at`.
+    auto_resume: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_tasks_created_at_id", "created_at", "id"),)
 

@@ -1,9 +1,17 @@
 """API shapes. Each field checks its own form here; checks that need several fields or the
-settings (schedule xor run_at, Discord limits, private targets) live in `app.services.tasks`."""
+settings (schedule xor run_at, payload size, Discord limits, private targets) live in
+`app.services.tasks`.
 
+Input rules, for every body: unknown fields are 422 by name, while the read-only fields a GET
+returns are accepted and ignored (a client may PUT back what it read); every string has a length
+limit and may not hold NUL characters or unpaired surrogates; every integer has bounds; a
+datetime that cannot be represented in UTC is 422.
+"""
+
+import math
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import httpx
 import yarl
@@ -13,25 +21,59 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
 from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.domain import Catchup, LogStatus, TaskStatus, Trigger
 from app.scheduling.schedules import ScheduleError, parse_schedule, parse_timezone
+from app.text import is_storable
 
-TaskStatus = Literal["active", "inactive"]
-LogStatus = Literal["success", "failed"]
-Trigger = Literal["schedule", "manual", "catchup"]
-Catchup = Literal["latest", "none", "all"]
+__all__ = ["Catchup", "LogStatus", "TaskStatus", "Trigger"]
 
 MAX_URL_LENGTH = 2048
+MAX_NAME_LENGTH = 200
+MAX_SCHEDULE_LENGTH = 200
+MAX_MESSAGE_LENGTH = 10_000
 RESPONSE_BODY_MAX_CHARS = 1024
+PAYLOAD_MAX_DEPTH = 32
+INT32_MAX = 2**31 - 1
+UNREPRESENTABLE = "cannot be represented in UTC (years 1 to 9999)"
+# What a GET of a task returns that a client cannot set (Insignia's `logs` included).
+READ_ONLY_TASK_FIELDS = frozenset(
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "next_run_at",
+        "last_run_at",
+        "last_status",
+        "status_reason",
+        "status_changed_at",
+        "resume_at",
+        "logs",
+    }
+)
+READ_ONLY_LOG_FIELDS = frozenset({"id", "created_at"})
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """Aware datetimes are converted to UTC; naive ones are taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(UNREPRESENTABLE) from None
+
+
+def _storable(value: str) -> str:
+    if not is_storable(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
 
 
 def _check_schedule(value: str) -> str:
@@ -65,6 +107,23 @@ def _check_url_form(value: str) -> str:
     return value
 
 
+def _check_payload(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object at most PAYLOAD_MAX_DEPTH deep, of storable strings and finite numbers."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > PAYLOAD_MAX_DEPTH:
+                raise ValueError(f"nested deeper than {PAYLOAD_MAX_DEPTH} levels")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            _storable(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    return value
+
+
 def _refuse_null(value: object) -> object:
     """Partial updates: an absent field means "unchanged", an explicit null is an error."""
     if value is None:
@@ -77,22 +136,61 @@ def _null_payload_is_empty(value: object) -> object:
     return {} if value is None else value
 
 
-PAYLOAD_DESCRIPTION = "the JSON object POSTed to the webhook; null means {}"
+def _without(fields: frozenset[str]) -> Any:
+    """A before-validator that drops read-only fields a client sent back."""
+
+    def drop(data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if key not in fields}
+        return data
+
+    return model_validator(mode="before")(staticmethod(drop))
+
 
 # "May be left out, may not be null": None is only the default meaning "unchanged", so the
 # OpenAPI document shows these fields as optional but not nullable.
 Absent = SkipJsonSchema[None]
 
-UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ScheduleText = Annotated[str, AfterValidator(_check_schedule)]
+UTCDatetime = Annotated[datetime, AfterValidator(as_utc)]
+Text = Annotated[str, AfterValidator(_storable)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_storable),
+]
+ScheduleText = Annotated[
+    str, StringConstraints(max_length=MAX_SCHEDULE_LENGTH), AfterValidator(_check_schedule)
+]
 TimezoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_timezone)]
 WebhookUrl = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH),
+    AfterValidator(_storable),
     AfterValidator(_check_url_form),
 ]
+# Declared without a JSON type on purpose: generated clients then take and give a plain dict
+# (openapi-python-client makes a model class of any `type: object`); the server checks it.
+PAYLOAD_SCHEMA = {
+    "title": "Payload",
+    "description": "the JSON object POSTed to the webhook (an object; null means {})",
+    "examples": [{"content": "Stand-up in 5 minutes!"}],
+}
+Payload = Annotated[dict[str, Any], AfterValidator(_check_payload), WithJsonSchema(PAYLOAD_SCHEMA)]
 MaxRetry = Annotated[int, Field(ge=0, le=20)]
+MessageText = Annotated[
+    str, StringConstraints(max_length=MAX_MESSAGE_LENGTH), AfterValidator(_storable)
+]
+ResponseBody = Annotated[
+    str, StringConstraints(max_length=RESPONSE_BODY_MAX_CHARS), AfterValidator(_storable)
+]
+RetryCount = Annotated[int, Field(ge=0, le=1_000_000)]
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+DurationMs = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+AUTO_RESUME_DESCRIPTION = (
+    "after its retries are spent on a transient failure, try the task again by itself "
+    "(AUTO_RESUME_FIRST_SECONDS later, doubling up to AUTO_RESUME_MAX_SECONDS)"
+)
 
 TASK_EXAMPLE = {
     "name": "Daily stand-up reminder",
@@ -102,12 +200,13 @@ TASK_EXAMPLE = {
     "payload": {"content": "Stand-up in 5 minutes!"},
     "max_retry": 3,
 }
+STRICT = {"extra": "forbid"}
 
 
 class TaskCreate(BaseModel):
     """A new task: either a recurring `schedule` or a one-time `run_at`."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [TASK_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [TASK_EXAMPLE]}, **STRICT)
 
     name: Name
     schedule: ScheduleText | None = Field(
@@ -119,12 +218,14 @@ class TaskCreate(BaseModel):
         description="one-time tasks: ISO 8601; without an offset it is read in `timezone`",
     )
     timezone: TimezoneName = "UTC"
-    catchup: Catchup = "latest"
+    catchup: Catchup = Catchup.LATEST
     webhook_url: WebhookUrl
-    payload: dict[str, Any] = Field(default_factory=dict, description=PAYLOAD_DESCRIPTION)
+    payload: Payload = Field(default_factory=dict)
     max_retry: MaxRetry = 3
-    status: TaskStatus = "active"
+    status: TaskStatus = TaskStatus.ACTIVE
+    auto_resume: bool = Field(default=True, description=AUTO_RESUME_DESCRIPTION)
 
+    _read_only = _without(READ_ONLY_TASK_FIELDS)
     _null_payload = field_validator("payload", mode="before")(_null_payload_is_empty)
 
 
@@ -136,13 +237,16 @@ REQUIRED_TASK_FIELDS = (
     "webhook_url",
     "max_retry",
     "status",
+    "auto_resume",
 )
 
 
 class TaskUpdate(BaseModel):
     """A partial update: only the fields given change. `schedule`/`run_at` may be set to null."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"payload": {"content": "Hi!"}}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"payload": {"content": "Hi!"}}]}, **STRICT
+    )
 
     name: Name | Absent = None
     schedule: ScheduleText | None = None
@@ -150,18 +254,39 @@ class TaskUpdate(BaseModel):
     timezone: TimezoneName | Absent = None
     catchup: Catchup | Absent = None
     webhook_url: WebhookUrl | Absent = None
-    payload: dict[str, Any] | Absent = Field(default=None, description=PAYLOAD_DESCRIPTION)
+    payload: Payload | Absent = None
     max_retry: MaxRetry | Absent = None
     status: TaskStatus | Absent = None
+    auto_resume: bool | Absent = Field(default=None, description=AUTO_RESUME_DESCRIPTION)
 
+    _read_only = _without(READ_ONLY_TASK_FIELDS)
     _refuse_null = field_validator(*REQUIRED_TASK_FIELDS, mode="before")(_refuse_null)
     _null_payload = field_validator("payload", mode="before")(_null_payload_is_empty)
+
+
+TASK_READ_EXAMPLE = TASK_EXAMPLE | {
+    "id": "5b0f3c0e-8c1a-4a53-9a53-2f8e3c7d9b10",
+    "run_at": None,
+    "catchup": "latest",
+    "status": "active",
+    "status_reason": None,
+    "status_changed_at": "2026-11-20T10:00:00Z",
+    "auto_resume": True,
+    "resume_at": None,
+    "next_run_at": "2026-12-01T08:00:00Z",
+    "last_run_at": "2026-11-30T08:00:00.012000Z",
+    "last_status": "success",
+    "created_at": "2026-11-20T10:00:00Z",
+    "updated_at": "2026-11-20T10:00:00Z",
+}
 
 
 class TaskRead(BaseModel):
     """A task as the API shows it."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [TASK_READ_EXAMPLE]}
+    )
 
     id: uuid.UUID
     name: str
@@ -170,13 +295,20 @@ class TaskRead(BaseModel):
     timezone: str
     catchup: Catchup
     webhook_url: str
-    payload: dict[str, Any]
+    payload: Annotated[dict[str, Any], WithJsonSchema(PAYLOAD_SCHEMA)]
     max_retry: int
     status: TaskStatus
     status_reason: str | None
+    status_changed_at: datetime | None = Field(
+        description="when the status last changed, by the API or by the service itself"
+    )
+    auto_resume: bool
+    resume_at: datetime | None = Field(
+        description="when a task switched off by transient failures is tried again"
+    )
     next_run_at: datetime | None
     last_run_at: datetime | None
-    last_status: str | None
+    last_status: LogStatus | None
     created_at: datetime
     updated_at: datetime
 
@@ -196,7 +328,14 @@ class Page(BaseModel):
     )
 
 
+PAGE_EXAMPLE = {"total": 1, "skip": 0, "limit": 100, "total_is_estimate": False}
+
+
 class TaskList(Page):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [PAGE_EXAMPLE | {"tasks": [TASK_READ_EXAMPLE]}]}
+    )
+
     tasks: list[TaskRead]
 
 
@@ -213,46 +352,66 @@ class TaskLogCreate(BaseModel):
                     "http_status": 204,
                 }
             ]
-        }
+        },
+        **STRICT,
     )
 
     task_id: uuid.UUID
     status: LogStatus
     execution_time: UTCDatetime | None = None
     scheduled_for: UTCDatetime | None = None
-    retry_count: Annotated[int, Field(ge=0)] = 0
-    message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    http_status: Annotated[int, Field(ge=100, le=599)] | None = None
-    duration_ms: Annotated[int, Field(ge=0)] | None = None
-    response_body: Annotated[str, StringConstraints(max_length=RESPONSE_BODY_MAX_CHARS)] | None = (
-        None
-    )
-    trigger: Trigger = "manual"
+    retry_count: RetryCount = 0
+    message: MessageText | None = None
+    http_status: HttpStatus | None = None
+    duration_ms: DurationMs | None = None
+    response_body: ResponseBody | None = None
+    trigger: Trigger = Trigger.MANUAL
+
+    _read_only = _without(READ_ONLY_LOG_FIELDS)
 
 
 REQUIRED_LOG_FIELDS = ("status", "execution_time", "retry_count", "trigger")
 
 
 class TaskLogUpdate(BaseModel):
-    """A partial update of a log row; its task cannot change."""
+    """A partial update of a log row; its task cannot change (a `task_id` sent is ignored)."""
+
+    model_config = ConfigDict(**STRICT)
 
     status: LogStatus | Absent = None
     execution_time: UTCDatetime | Absent = None
     scheduled_for: UTCDatetime | None = None
-    retry_count: Annotated[int, Field(ge=0)] | Absent = None
-    message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    http_status: Annotated[int, Field(ge=100, le=599)] | None = None
-    duration_ms: Annotated[int, Field(ge=0)] | None = None
-    response_body: Annotated[str, StringConstraints(max_length=RESPONSE_BODY_MAX_CHARS)] | None = (
-        None
-    )
+    retry_count: RetryCount | Absent = None
+    message: MessageText | None = None
+    http_status: HttpStatus | None = None
+    duration_ms: DurationMs | None = None
+    response_body: ResponseBody | None = None
     trigger: Trigger | Absent = None
 
+    _read_only = _without(READ_ONLY_LOG_FIELDS | {"task_id"})
     _refuse_null = field_validator(*REQUIRED_LOG_FIELDS, mode="before")(_refuse_null)
 
 
+LOG_READ_EXAMPLE = {
+    "id": "0c6f1a1e-1f7e-4f55-8d55-1d4b5c6d7e8f",
+    "task_id": "5b0f3c0e-8c1a-4a53-9a53-2f8e3c7d9b10",
+    "execution_time": "2026-11-30T08:00:00.012000Z",
+    "scheduled_for": "2026-11-30T08:00:00Z",
+    "status": "success",
+    "retry_count": 0,
+    "message": "Delivered (HTTP 200, Discord message 1300000000000000001)",
+    "http_status": 200,
+    "duration_ms": 143,
+    "response_body": '{"id": "1300000000000000001", "type": 0}',
+    "trigger": "schedule",
+    "created_at": "2026-11-30T08:00:00.160000Z",
+}
+
+
 class TaskLogRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [LOG_READ_EXAMPLE]}
+    )
 
     id: uuid.UUID
     task_id: uuid.UUID
@@ -269,15 +428,36 @@ class TaskLogRead(BaseModel):
 
 
 class TaskLogList(Page):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [PAGE_EXAMPLE | {"task_logs": [LOG_READ_EXAMPLE]}]}
+    )
+
     task_logs: list[TaskLogRead]
 
 
 class Message(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "Task deleted successfully"}]}
+    )
+
     message: str
 
 
 class ExecuteAccepted(BaseModel):
     """A manual run was queued; its log rows will carry trigger `manual`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "Task queued for execution",
+                    "task_id": "5b0f3c0e-8c1a-4a53-9a53-2f8e3c7d9b10",
+                    "occurrence_id": "9a3e4c6b-2b1f-4e0a-8c55-6a7b8c9d0e1f",
+                    "scheduled_for": "2026-11-30T08:03:11.402000Z",
+                }
+            ]
+        }
+    )
 
     message: str
     task_id: uuid.UUID
@@ -291,6 +471,20 @@ class NextRun(BaseModel):
 
 
 class NextRuns(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task_id": "5b0f3c0e-8c1a-4a53-9a53-2f8e3c7d9b10",
+                    "timezone": "Europe/Paris",
+                    "next_runs": [
+                        {"utc": "2026-12-01T08:00:00Z", "local": "2026-12-01T09:00:00+01:00"}
+                    ],
+                }
+            ]
+        }
+    )
+
     task_id: uuid.UUID
     timezone: str
     next_runs: list[NextRun]

@@ -12,6 +12,11 @@ REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def is_storable(text: str) -> bool:
+    """Whether `text` has no NUL character and no unpaired surrogate."""
+    return _UNSTORABLE.search(text) is None
+
+
 def scrub(text: str) -> str:
     """`text` with NUL characters and unpaired surrogates replaced by U+FFFD."""
     return _UNSTORABLE.sub(REPLACEMENT, text)

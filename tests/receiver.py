@@ -28,6 +28,7 @@ class Received:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: object
+    method: str = "POST"
 
     @property
     def key(self) -> str:
@@ -90,6 +91,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._scripts: dict[str, list[Answer]] = {}
+        self._get_scripts: dict[str, list[Answer]] = {}
         self._buckets: dict[str, dict] = {}
         self._over_limit: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -116,6 +118,18 @@ class WebhookReceiver:
         """Answer the next requests to this webhook with `answers`, then with the default."""
         with self._lock:
             self._scripts.setdefault(webhook_id, []).extend(answers)
+
+    def script_get(self, webhook_id: str, *answers: Answer) -> None:
+        """Answer the next GETs of this webhook (Discord's "get webhook") with `answers`, then
+        with 200 and the webhook object."""
+        with self._lock:
+            self._get_scripts.setdefault(webhook_id, []).extend(answers)
+
+    def posts(self, webhook_id: str | None = None) -> list[Received]:
+        return [r for r in self.received(webhook_id) if r.method == "POST"]
+
+    def gets(self, webhook_id: str | None = None) -> list[Received]:
+        return [r for r in self.received(webhook_id) if r.method == "GET"]
 
     def rate_limit(self, webhook_id: str, *, limit: int, per: float) -> None:
         """Give this webhook a Discord-style bucket: `limit` requests per `per` seconds, told in
@@ -206,6 +220,14 @@ class WebhookReceiver:
             return Answer(200, {"id": str(next(_message_ids)), "type": 0, "webhook_id": webhook_id})
         return Answer(204)
 
+    def _next_get_answer(self, webhook_id: str) -> Answer:
+        with self._lock:
+            script = self._get_scripts.get(webhook_id)
+            if script:
+                return script.pop(0)
+        body = {"id": webhook_id, "type": 1, "channel_id": "1", "name": "receiver"}
+        return Answer(200, body)
+
     def _record(self, received: Received) -> None:
         with self._changed:
             self.requests.append(received)
@@ -233,6 +255,21 @@ class WebhookReceiver:
                 receiver._record(Received(arrived, webhook_id, parts.path, query, headers, body))
                 answer = receiver._next_answer(webhook_id, query.get("wait") == ["true"])
                 answer = receiver._bucket_answer(webhook_id, answer)
+                self._answer(answer)
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                segments = parts.path.strip("/").split("/")
+                webhook_id = segments[2] if len(segments) >= 3 else ""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                got = Received(
+                    datetime.now(UTC), webhook_id, parts.path, parse_qs(parts.query), headers,
+                    None, "GET",
+                )  # fmt: skip
+                receiver._record(got)
+                self._answer(receiver._next_get_answer(webhook_id))
+
+            def _answer(self, answer: Answer) -> None:
                 if answer.delay:
                     time.sleep(answer.delay)
                 payload = answer.encoded()

@@ -31,6 +31,13 @@ def wait_until(
         time.sleep(interval)
 
 
+def before_resume(task: dict) -> str:
+    """A deactivated task's reason without the health ladder's note (which must be there)."""
+    reason, separator, _ = task["status_reason"].partition("; trying again at ")
+    assert separator, f"no resume time in {task['status_reason']!r}"
+    return reason
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

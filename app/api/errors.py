@@ -1,8 +1,11 @@
 """The one place where domain errors become HTTP answers."""
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,6 +38,10 @@ def install_error_handlers(app: FastAPI) -> None:
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": plain_errors(exc.errors())}, status_code=422)
+
     @app.exception_handler(InvalidField)
     async def invalid_field(_request: Request, exc: InvalidField) -> JSONResponse:
         detail = [{"type": "value_error", "loc": [exc.location, exc.field], "msg": exc.message}]
@@ -50,3 +57,19 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "5"},
         )
+
+
+def plain_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """One plain error per wrong field: `loc` is where the field is and its name (no validator
+    or union-member names after it), `msg` without pydantic's prefixes, and no echo of the
+    input (which may be megabytes, or hold a webhook's secret)."""
+    plain: dict[tuple, dict[str, Any]] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))[:2]
+        if loc in plain:
+            continue
+        message = str(error.get("msg", "invalid"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        plain[loc] = {"type": error.get("type", "value_error"), "loc": list(loc), "msg": message}
+    return list(plain.values())

@@ -1,8 +1,11 @@
 """Service info and health routes."""
 
+from enum import StrEnum
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from app import __version__
@@ -10,15 +13,62 @@ from app.api.deps import Authorized
 from app.api.responses import UNAUTHORIZED
 
 
+class ReadyStatus(StrEnum):
+    READY = "ready"
+    NOT_READY = "not ready"
+
+
 class Readiness(BaseModel):
-    status: str
+    """`checks` has `database` and `scheduler`: "ok", "off" (no loop here), or what is wrong."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ready", "checks": {"database": "ok", "scheduler": "ok"}}]
+        }
+    )
+
+    status: ReadyStatus
     checks: dict[str, str]
+
+
+class ServiceInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Insignia Task Scheduler",
+                    "version": __version__,
+                    "docs": "/docs",
+                    "openapi": "/openapi.json",
+                    "health": "/health",
+                }
+            ]
+        }
+    )
+
+    name: str
+    version: str
+    docs: str
+    openapi: str
+    health: str
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "healthy"}]})
+
+    status: Literal["healthy"]
+
+
+class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "alive"}]})
+
+    status: Literal["alive"]
 
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/")
+@router.get("/", response_model=ServiceInfo)
 def service_info():
     """Public: what this service is and where to look next."""
     return {
@@ -30,13 +80,13 @@ def service_info():
     }
 
 
-@router.get("/health", dependencies=[Authorized], responses=UNAUTHORIZED)
-def health():
+@router.get("/health", dependencies=[Authorized], responses=UNAUTHORIZED, response_model=Health)
+def get_health():
     """Authenticated liveness check kept for Insignia clients."""
     return {"status": "healthy"}
 
 
-@router.get("/livez")
+@router.get("/livez", response_model=Liveness)
 def livez():
     """Public: the process answers."""
     return {"status": "alive"}
@@ -44,6 +94,7 @@ def livez():
 
 @router.get(
     "/readyz",
+    response_model=Readiness,
     responses={
         200: {"model": Readiness, "description": "Ready"},
         503: {"model": Readiness, "description": "Not ready; `checks` says why"},

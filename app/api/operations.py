@@ -1,10 +1,11 @@
 """Operations routes: Prometheus metrics and the externally triggered scheduler pass."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Authorized
@@ -14,7 +15,27 @@ from app.scheduling.scheduler import SchedulerBusy
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", response_class=Response)
+class SchedulerPass(BaseModel):
+    """What an external scheduler pass did."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "done", "claimed": 12, "unfinished": 0}]}
+    )
+
+    status: Literal["done"]
+    claimed: int = Field(description="occurrences claimed and sent")
+    unfinished: int = Field(description="deliveries still waiting for an answer at the end")
+
+
+PROMETHEUS_TEXT = {
+    200: {
+        "description": "Prometheus text exposition format",
+        "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/metrics", response_class=Response, responses=PROMETHEUS_TEXT)
 async def metrics(request: Request) -> Response:
     """Public: Prometheus text format (no task names, URLs or ids in labels)."""
     registry = request.app.state.metrics.registry
@@ -22,7 +43,12 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/scheduler/run", dependencies=[Authorized], responses=PROTECTED | CONFLICT)
+@router.post(
+    "/scheduler/run",
+    dependencies=[Authorized],
+    responses=PROTECTED | CONFLICT,
+    response_model=SchedulerPass,
+)
 async def run_scheduler_pass(
     request: Request,
     max_seconds: Annotated[

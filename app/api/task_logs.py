@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import Authorized, SessionDep
 from app.api.ids import parse_id
-from app.api.responses import NOT_FOUND, PROTECTED
+from app.api.responses import NOT_FOUND, PROTECTED, TOO_LARGE
 from app.api.tasks import CursorParam, Limit, Skip
 from app.schemas import (
     LogStatus,
@@ -32,15 +32,18 @@ Until = Annotated[UTCDatetime | None, Query(description="execution_time at or be
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=TaskLogRead, responses=NOT_FOUND
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskLogRead,
+    responses=NOT_FOUND | TOO_LARGE,
 )
-def create_log(data: TaskLogCreate, session: SessionDep):
+def create_task_log(data: TaskLogCreate, session: SessionDep):
     """Write a log row by hand; 404 if the task does not exist."""
     return service.create_log(session, data=data)
 
 
 @router.get("", response_model=TaskLogList)
-def list_logs(
+def list_task_logs(
     session: SessionDep,
     skip: Skip = 0,
     limit: Limit = 100,
@@ -57,7 +60,7 @@ def list_logs(
 
 
 @router.get("/task/{task_id}", responses=NOT_FOUND, response_model=TaskLogList)
-def list_task_logs(
+def list_logs_of_task(
     task_id: str,
     session: SessionDep,
     skip: Skip = 0,
@@ -91,20 +94,25 @@ def _page(
 
 
 @router.get("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
-def get_log(log_id: str, session: SessionDep):
+def get_task_log(log_id: str, session: SessionDep):
     """One log row."""
     return service.get_log(session, parse_id(log_id, "Task log"))
 
 
-@router.put("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
-@router.patch("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
-def update_log(log_id: str, data: TaskLogUpdate, session: SessionDep):
+@router.put("/{log_id}", responses=NOT_FOUND | TOO_LARGE, response_model=TaskLogRead)
+@router.patch(
+    "/{log_id}",
+    responses=NOT_FOUND | TOO_LARGE,
+    response_model=TaskLogRead,
+    operation_id="patch_task_log",
+)
+def update_task_log(log_id: str, data: TaskLogUpdate, session: SessionDep):
     """Partial update of a log row."""
     return service.update_log(session, log_id=parse_id(log_id, "Task log"), data=data)
 
 
 @router.delete("/{log_id}", responses=NOT_FOUND, response_model=Message)
-def delete_log(log_id: str, session: SessionDep):
+def delete_task_log(log_id: str, session: SessionDep):
     """Delete one log row."""
     service.delete_log(session, log_id=parse_id(log_id, "Task log"))
     return Message(message="Task log deleted successfully")

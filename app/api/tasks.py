@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import Authorized, SessionDep, SettingsDep
 from app.api.ids import parse_id
-from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED
+from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED, TOO_LARGE
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
     ExecuteAccepted,
@@ -18,6 +18,7 @@ from app.schemas import (
     TaskRead,
     TaskStatus,
     TaskUpdate,
+    Text,
 )
 from app.services import tasks as service
 from app.services.pages import decode_cursor, next_cursor
@@ -33,7 +34,7 @@ Skip = Annotated[int, Query(ge=0, le=MAX_SKIP, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows to return (1-1000)")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRead)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRead, responses=TOO_LARGE)
 def create_task(data: TaskCreate, session: SessionDep, settings: SettingsDep):
     """Create a task; 201 with the task and its first `next_run_at`."""
     return service.create_task(session, data=data, settings=settings)
@@ -45,7 +46,7 @@ def list_tasks(
     skip: Skip = 0,
     limit: Limit = 100,
     status: TaskStatus | None = None,
-    search: Annotated[str | None, Query(max_length=200, description="part of the name")] = None,
+    search: Annotated[Text | None, Query(max_length=200, description="part of the name")] = None,
     cursor: CursorParam = None,
 ):
     """Tasks, newest first (ties broken by id), with the total matching the filters. For deep
@@ -74,8 +75,15 @@ def get_task(task_id: str, session: SessionDep):
     return service.get_task(session, parse_id(task_id, "Task"))
 
 
-@router.put("/{task_id}", responses=NOT_FOUND | ALREADY_DELIVERED, response_model=TaskRead)
-@router.patch("/{task_id}", responses=NOT_FOUND | ALREADY_DELIVERED, response_model=TaskRead)
+@router.put(
+    "/{task_id}", responses=NOT_FOUND | ALREADY_DELIVERED | TOO_LARGE, response_model=TaskRead
+)
+@router.patch(
+    "/{task_id}",
+    responses=NOT_FOUND | ALREADY_DELIVERED | TOO_LARGE,
+    response_model=TaskRead,
+    operation_id="patch_task",
+)
 def update_task(task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep):
     """Partial update: only the fields given change; an explicit null on a required one is 422."""
     return service.update_task(
@@ -122,7 +130,7 @@ def resume_task(task_id: str, session: SessionDep):
 
 
 @router.get("/{task_id}/next-runs", responses=NOT_FOUND, response_model=NextRuns)
-def next_runs(
+def list_next_runs(
     task_id: str,
     session: SessionDep,
     count: Annotated[int, Query(ge=1, le=100, description="how many (1-100)")] = 5,

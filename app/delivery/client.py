@@ -7,7 +7,8 @@ twice as many POSTs per second as httpx driven by an aiohttp transport, and ten 
 as plain httpx (`python -m bench.http_clients`, docs/BENCHMARKS.md).
 
 Outbound safety is enforced where the connection is made: the connector resolves names through
-`GuardedResolver`, which refuses the whole answer if any address is not public, and the
+`GuardedResolver`, which refuses the whole answer if any address is not public or allowed by
+the operator's `PrivateTargets` policy (ALLOW_PRIVATE_WEBHOOK_TARGETS), and the
 connection is then made to exactly those checked addresses, so a name that resolves to a public
 address when the task is saved and to 127.0.0.1 later (DNS rebinding) is still refused. IP
 literals never reach a resolver; `Sender` checks them before sending, and `WebhookClient`
@@ -17,6 +18,7 @@ checks them again as aiohttp parses the URL.
 import json
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -24,7 +26,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from app import __version__
-from app.delivery.guard import check_resolved_addresses, parse_literal_host
+from app.delivery.guard import PrivateTargets, check_resolved_addresses, parse_literal_host
 
 USER_AGENT = f"InsigniaTaskScheduler/{__version__} (webhook scheduler)"
 DNS_CACHE_SECONDS = 10
@@ -44,18 +46,19 @@ class Answer:
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then refuses non-public addresses."""
+    """Resolves like aiohttp's default resolver, then refuses addresses the policy does not
+    allow (non-public ones, unless `allow_private` allows them; a bool: see PrivateTargets.of)."""
 
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, *, allow_private: PrivateTargets | bool) -> None:
         self._inner = DefaultResolver()
-        self._allow_private = allow_private
+        self._targets = PrivateTargets.of(allow_private)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         check_resolved_addresses(
-            host, [result["host"] for result in results], allow_private=self._allow_private
+            host, [result["host"] for result in results], allow_private=self._targets
         )
         return results
 
@@ -66,21 +69,25 @@ class GuardedResolver(AbstractResolver):
 class WebhookClient:
     """POSTs JSON documents through one pooled aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, allow_private: bool) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, *, allow_private: PrivateTargets | bool
+    ) -> None:
         self._session = session
-        self._allow_private = allow_private
+        self._targets = PrivateTargets.of(allow_private)
 
     async def post(self, url: str, payload: object, headers: dict[str, str]) -> Answer:
         """One POST of `payload` as JSON; the caller bounds it with a deadline."""
-        if not self._allow_private:
-            refuse_private_literal(url)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        async with self._session.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json", **headers},
-            allow_redirects=False,
-        ) as response:
+        headers = {"Content-Type": "application/json", **headers}
+        return await self._request("POST", url, data=body, headers=headers)
+
+    async def get(self, url: str) -> Answer:
+        """One GET (a health probe that sends nothing); the caller bounds it with a deadline."""
+        return await self._request("GET", url)
+
+    async def _request(self, method: str, url: str, **options: Any) -> Answer:
+        refuse_private_literal(url, allow_private=self._targets)
+        async with self._session.request(method, url, allow_redirects=False, **options) as response:
             chunks: list[bytes] = []
             size = 0
             while size < RESPONSE_READ_LIMIT:
@@ -97,8 +104,11 @@ class WebhookClient:
         await self._session.close()
 
 
-def create_http_client(*, max_connections: int, allow_private: bool) -> WebhookClient:
-    """The shared delivery client (call inside a running event loop)."""
+def create_http_client(
+    *, max_connections: int, allow_private: PrivateTargets | bool
+) -> WebhookClient:
+    """The shared delivery client (call inside a running event loop); `allow_private` is the
+    policy for non-public targets (a bool: see PrivateTargets.of)."""
     connector = aiohttp.TCPConnector(
         limit=max_connections,
         resolver=GuardedResolver(allow_private=allow_private),
@@ -113,11 +123,11 @@ def create_http_client(*, max_connections: int, allow_private: bool) -> WebhookC
     return WebhookClient(session, allow_private=allow_private)
 
 
-def refuse_private_literal(url: str) -> None:
-    """Raise UnsafeTargetError if the host, as aiohttp itself parses the URL, is a non-public
-    IP literal. Literals never reach the resolver, and the sender's own check parses URLs
-    with another parser: this makes sure both saw the same host."""
+def refuse_private_literal(url: str, *, allow_private: PrivateTargets | bool = False) -> None:
+    """Raise UnsafeTargetError if the host, as aiohttp itself parses the URL, is an IP literal
+    the policy does not allow. Literals never reach the resolver, and the sender's own check
+    parses URLs with another parser: this makes sure both saw the same host."""
     host = URL(url).raw_host or ""
     literal = parse_literal_host(host)
     if literal is not None:
-        check_resolved_addresses(host, [str(literal)], allow_private=False)
+        check_resolved_addresses(host, [str(literal)], allow_private=allow_private)

@@ -32,7 +32,6 @@ __all__ = [
     "EMBED_TOTAL_MAX",
     "USERNAME_MAX",
     "is_discord_webhook_url",
-    "redact_url",
     "validate_discord_payload",
     "webhook_id",
     "with_wait_true",
@@ -60,10 +59,6 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 # /api/webhooks/... or /api/v10/webhooks/...; group 1 is everything up to and including
 # "webhooks/", group 2 the rest ("{id}/{token}/...").
 _WEBHOOK_PATH = re.compile(r"^(/api/(?:v\d+/)?webhooks/)(.*)$", re.DOTALL)
-
-# Path segments at least this long are treated as possible secrets by redact_url.
-_SECRET_SEGMENT_MIN = 16
-_REDACTED = "***"
 
 # Keys that make a message non-empty ("files" is the multipart upload, not a JSON key,
 # but callers may pass it along).
@@ -142,67 +137,6 @@ def with_wait_true(url: str) -> str:
     if not placed:
         pieces.append("wait=true")
     return urlunsplit(parts._replace(query="&".join(pieces)))
-
-
-def _printable(text: str) -> str:
-    """Percent-encode whitespace and control characters so the result is one log token."""
-    return "".join(f"%{ord(c):02X}" if ord(c) <= 0x20 or ord(c) == 0x7F else c for c in text)
-
-
-def _redact_segments(segments: list[str], keep_digits: bool) -> list[str]:
-    out = []
-    for seg in segments:
-        if len(seg) >= _SECRET_SEGMENT_MIN and not (keep_digits and seg.isdigit()):
-            out.append(_REDACTED)
-        else:
-            out.append(seg)
-    return out
-
-
-def redact_url(url: str) -> str:
-    """Return a log-safe form of ``url``: no userinfo, query or fragment, secrets masked.
-
-    Discord webhook URLs get their token segment replaced by ``***``; for other URLs every
-    path segment of 16 or more characters is replaced by ``***``. Never raises.
-    """
-    try:
-        return _redact(url)
-    except Exception:  # pragma: no cover - defensive: logging must never fail
-        return "<unparseable url>"
-
-
-def _redact(url: str) -> str:
-    parts = _split(url)
-    if parts is None:
-        return "<unparseable url>"
-
-    # Host and port only; userinfo (user:password@) is dropped.
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = _port(parts)
-    netloc = host
-    if port is not None and port >= 0:  # an invalid port is dropped: it could be anything
-        netloc = f"{host}:{port}"
-
-    path = parts.path
-    match = _WEBHOOK_PATH.match(path) if _is_discord_parts(parts) else None
-    if match:
-        # {id}/{token}/rest: the id (a snowflake) stays, the token goes, and the rest is
-        # treated like any other path except that all-digit segments (snowflakes) stay.
-        segments = match.group(2).split("/")
-        rest = []
-        for i, seg in enumerate(segments):
-            if i == 1:
-                rest.append(_REDACTED)
-            else:
-                rest.extend(_redact_segments([seg], keep_digits=True))
-        path = match.group(1) + "/".join(rest)
-    else:
-        path = "/".join(_redact_segments(path.split("/"), keep_digits=False))
-
-    # Query and fragment are dropped entirely.
-    return _printable(urlunsplit((parts.scheme, netloc, path, "", "")))
 
 
 # ----------------------------------------------------------------------- payloads

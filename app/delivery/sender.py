@@ -26,7 +26,7 @@ import aiohttp
 
 from app.delivery.client import Answer
 from app.delivery.discord import is_discord_webhook_url, webhook_id, with_wait_true
-from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.delivery.guard import PrivateTargets, UnsafeTargetError, check_url_target
 from app.delivery.outcome import Outcome, OutcomeKind
 from app.delivery.pacing import DiscordPacer, retry_after_seconds
 from app.text import scrub, scrub_optional
@@ -34,6 +34,9 @@ from app.text import scrub, scrub_optional
 # Pacing waits up to this long in place; longer, the occurrence is rescheduled instead.
 INLINE_PACING_SECONDS = 2.0
 TRANSIENT_4XX = frozenset({408})
+# A probe's answers that say the webhook will not come back.
+PROBE_PERMANENT = frozenset({401, 403, 404, 410})
+PROBE_TIMEOUT_SECONDS = 5.0
 # What a log row keeps of an answer's body.
 RESPONSE_BODY_CHARS = 1024
 MESSAGE_ID_CHARS = 32
@@ -43,6 +46,8 @@ class PostClient(Protocol):
     """What the sender needs of an HTTP client (`app.delivery.client.WebhookClient`)."""
 
     async def post(self, url: str, payload: object, headers: dict[str, str]) -> Answer: ...
+
+    async def get(self, url: str) -> Answer: ...
 
     async def close(self) -> None: ...
 
@@ -64,7 +69,7 @@ class Sender:
         *,
         client: PostClient,
         timeout_seconds: float,
-        allow_private: bool,
+        allow_private: PrivateTargets | bool,
         discord_hosts: Collection[str] = (),
         pacer: DiscordPacer | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -72,7 +77,7 @@ class Sender:
         self._client = client
         self._clock = clock or (lambda: datetime.now(UTC))
         self._timeout = timeout_seconds
-        self._allow_private = allow_private
+        self._targets = PrivateTargets.of(allow_private)
         self._discord_hosts = discord_hosts
         self._pacer = pacer or DiscordPacer()
 
@@ -86,7 +91,7 @@ class Sender:
         entry propagates (nothing is sent)."""
         url = delivery.url
         try:
-            check_url_target(url, allow_private=self._allow_private)
+            check_url_target(url, allow_private=self._targets)
         except UnsafeTargetError as exc:
             return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"refused: {exc}")
         if not is_discord_webhook_url(url, self._discord_hosts):
@@ -106,6 +111,28 @@ class Sender:
                 return await self._attempt(url, delivery, webhook=webhook)
         finally:
             self._pacer.finished(webhook)
+
+    async def probe(self, url: str) -> Outcome:
+        """Whether a switched-off task's webhook is back. A Discord webhook is asked with GET,
+        which posts nothing: 2xx is success; 401, 403, 404 and 410 are permanent; anything else
+        is transient. Other targets are not contacted: their next regular occurrence is the
+        test, so the probe succeeds at once."""
+        try:
+            check_url_target(url, allow_private=self._targets)
+        except UnsafeTargetError as exc:
+            return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"refused: {exc}")
+        if not is_discord_webhook_url(url, self._discord_hosts):
+            message = "resumed without a request: the next occurrence tests the webhook"
+            return Outcome(kind=OutcomeKind.SUCCESS, message=message)
+        sent_at = self._clock()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(min(self._timeout, PROBE_TIMEOUT_SECONDS)):
+                answer = await self._client.get(url)
+        except Exception as exc:  # every failure becomes an outcome
+            return replace(self._failure_from(exc, started), sent_at=sent_at)
+        outcome = classify_probe(answer.status, body=answer.body, duration_ms=_elapsed_ms(started))
+        return replace(outcome, sent_at=sent_at)
 
     async def _attempt(self, url: str, delivery: Delivery, *, webhook: str | None) -> Outcome:
         """One POST within the total deadline, classified."""
@@ -195,6 +222,24 @@ def classify(
         return Outcome(kind=OutcomeKind.TRANSIENT_FAILURE, message=message, **common)
     message = _permanent_reason(status, document)
     return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=message, **common)
+
+
+def classify_probe(status: int, *, body: str, duration_ms: int = 0) -> Outcome:
+    """The outcome of a GET of a Discord webhook (see `Sender.probe`)."""
+    common = {
+        "http_status": status,
+        "response_body": scrub_optional(body, limit=RESPONSE_BODY_CHARS),
+        "duration_ms": duration_ms,
+    }
+    if 200 <= status < 300:
+        return Outcome(
+            kind=OutcomeKind.SUCCESS, message=f"webhook answered HTTP {status}", **common
+        )
+    if status in PROBE_PERMANENT:
+        message = _permanent_reason(status, _json(body))
+        return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=message, **common)
+    message = f"HTTP {status} from webhook"
+    return Outcome(kind=OutcomeKind.TRANSIENT_FAILURE, message=message, **common)
 
 
 def _message_id(document: object) -> str | None:

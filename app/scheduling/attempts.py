@@ -21,6 +21,13 @@ The rules, in order:
    not edited since the claim (DEACTIVATED, alert); a one-time task's own scheduled occurrence
    ends the task (COMPLETED, or deactivated on failure) whatever edits or pauses happened in
    flight, unless the edit planned a new run. A manual run never changes an inactive task.
+   A deactivation for a transient cause climbs the health ladder (`app.scheduling.ladder`) when
+   the task has `auto_resume`: the task gets a `resume_at` and a probe occurrence is due then.
+   A success resets the ladder.
+6. A probe (trigger PROBE): success makes the task active again (RESUMED); a permanent failure
+   (401/403/404 from Discord, a refused target) stops the ladder (GAVE_UP); anything else climbs
+   one step (PROBE_FAILED), or gives up once the failures have lasted too long. A probe of a
+   task the user changed meanwhile is only finished.
 
 Retry timing: retry n (n >= 1) is due `min(cap, base * 2**(n-1)) * (1 + jitter)` seconds after
 the failed attempt, with jitter drawn from ±10 %, and no sooner than a 429 asked.
@@ -28,12 +35,13 @@ the failed attempt, with jitter drawn from ±10 %, and no sooner than a 429 aske
 
 import random
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from app.delivery.outcome import Outcome, OutcomeKind
 from app.domain import LogStatus, TaskStatus, Trigger
+from app.scheduling.ladder import HEALTHY, Ladder, ResumePolicy, climb
 
 JITTER_FRACTION = 0.10
 # A 429 that asks for no wait (0, a tiny value, a date in the past) still waits this long.
@@ -52,6 +60,20 @@ class Step(StrEnum):
     GAVE_UP = "gave_up"  # gave up; the task's state was not this attempt's to change
     FINISHED = "finished"  # not retried because the task is inactive
     DROPPED = "dropped"  # the task is gone, or another scheduler holds the occurrence
+    RESUMED = "resumed"  # a probe succeeded: the task is active again
+    PROBE_FAILED = "probe_failed"  # a probe failed: the next one is a step further away
+
+
+class Alert(StrEnum):
+    """What ALERT_WEBHOOK_URL is told."""
+
+    DEACTIVATED = "task_deactivated"  # with the time it will be tried again, if any
+    RECOVERED = "task_recovered"
+    GAVE_UP = "task_given_up"  # it will not be tried again by itself
+
+
+# Causes that may go away by themselves: the ladder tries again after them.
+TRANSIENT_KINDS = frozenset({OutcomeKind.TRANSIENT_FAILURE, OutcomeKind.RATE_LIMITED})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +111,8 @@ class TaskState:
     next_run_at: datetime | None
     updated_at: datetime
     last_run_at: datetime | None
+    auto_resume: bool = True
+    ladder: Ladder = HEALTHY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +130,7 @@ class RetryPolicy:
     backoff_base_seconds: float
     backoff_max_seconds: float
     max_rate_limit_wait_seconds: float
+    resume: ResumePolicy = field(default_factory=ResumePolicy)
 
     def backoff_seconds(self, retry_number: int, *, jitter: float = 0.0) -> float:
         """Wait before retry n (n >= 1): `min(cap, base * 2**(n-1)) * (1 + jitter)`."""
@@ -146,10 +171,13 @@ class OccurrenceChange:
 
 @dataclass(frozen=True, kw_only=True)
 class TaskChange:
-    """A new status for the task (it then has no next run)."""
+    """What changes on the task: a status (with its reason; an inactive task has no next run),
+    the health ladder, and whether its next run is computed again from now (resumed)."""
 
-    status: TaskStatus
-    status_reason: str
+    status: TaskStatus | None = None  # None: unchanged
+    status_reason: str | None = None
+    ladder: Ladder | None = None  # None: unchanged
+    reschedule: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +189,7 @@ class Decision:
     occurrence: OccurrenceChange | None = None
     task: TaskChange | None = None
     last_run: bool = False  # the attempt is the task's latest: set last_run_at / last_status
-    alert: bool = False
+    alert: Alert | None = None
 
 
 def decide(
@@ -184,6 +212,8 @@ def decide(
     if occurrence is None:
         log = LogEntry(status=status, message=outcome.message)
         return Decision(step=Step.DROPPED, log=log, last_run=latest)
+    if attempt.job.trigger is Trigger.PROBE:
+        return _probe(attempt, task, occurrence, now=now, policy=policy.resume)
     step, message, change = _next_step(
         attempt, task, occurrence, now=now, policy=policy, jitter=jitter
     )
@@ -194,7 +224,7 @@ def decide(
         last_run=latest,
     )
     if change.finished:
-        return _finish(decision, attempt, task)
+        return _finish(decision, attempt, task, now=now, policy=policy)
     return decision
 
 
@@ -273,7 +303,9 @@ def _rate_limit_wait(outcome: Outcome, backoff: timedelta) -> float | None:
     return max(MIN_RATE_LIMIT_WAIT_SECONDS, asked)
 
 
-def _finish(decision: Decision, attempt: Attempt, task: TaskState) -> Decision:
+def _finish(
+    decision: Decision, attempt: Attempt, task: TaskState, *, now: datetime, policy: RetryPolicy
+) -> Decision:
     """What the end of an occurrence does to its task."""
     job, outcome = attempt.job, attempt.outcome
     failed = decision.step in (Step.GAVE_UP, Step.FINISHED)
@@ -284,17 +316,82 @@ def _finish(decision: Decision, attempt: Attempt, task: TaskState) -> Decision:
         task.schedule is None and job.trigger is not Trigger.MANUAL and task.next_run_at is None
     )
     if failed and (ends_one_time or (active and not edited)):
-        attempts = job.attempt + 1
-        noun = "attempt" if attempts == 1 else "attempts"
-        verb = "deactivated" if active else "failed"
-        reason = f"{verb} after {attempts} failed {noun}: {outcome.message}"
-        step = Step.DEACTIVATED if active else decision.step
-        change = TaskChange(status=TaskStatus.INACTIVE, status_reason=reason)
-        return replace(decision, step=step, task=change, alert=active)
+        return _stop_failing(decision, attempt, task, now=now, policy=policy.resume)
+    reset = HEALTHY if task.ladder != HEALTHY else None  # a success ends a streak of failures
     if ends_one_time and outcome.success:
         at = attempt.started_at.isoformat(timespec="seconds")
         change = TaskChange(
-            status=TaskStatus.INACTIVE, status_reason=f"completed: delivered at {at}"
+            status=TaskStatus.INACTIVE, status_reason=f"completed: delivered at {at}", ladder=reset
         )
         return replace(decision, step=Step.COMPLETED, task=change)
+    if outcome.success and reset is not None:
+        return replace(decision, task=TaskChange(ladder=reset))
     return decision
+
+
+def _stop_failing(
+    decision: Decision, attempt: Attempt, task: TaskState, *, now: datetime, policy: ResumePolicy
+) -> Decision:
+    """The task stops after a failed occurrence; with `auto_resume` and a transient cause it
+    climbs the ladder (a probe at `resume_at`), else nothing brings it back by itself."""
+    job, outcome = attempt.job, attempt.outcome
+    active = task.status is TaskStatus.ACTIVE
+    attempts = job.attempt + 1
+    noun = "attempt" if attempts == 1 else "attempts"
+    verb = "deactivated" if active else "failed"
+    reason = f"{verb} after {attempts} failed {noun}: {outcome.message}"
+    ladder, alert = HEALTHY, Alert.DEACTIVATED if active else None
+    # Only what the service itself switched off comes back by itself: not a paused task.
+    if active and task.auto_resume and outcome.kind in TRANSIENT_KINDS:
+        ladder = climb(task.ladder, now=now, policy=policy)
+        reason += _resume_note(ladder)
+        alert = Alert.DEACTIVATED if ladder.resume_at else Alert.GAVE_UP
+    step = Step.DEACTIVATED if active else decision.step
+    change = TaskChange(status=TaskStatus.INACTIVE, status_reason=reason, ladder=ladder)
+    return replace(decision, step=step, task=change, alert=alert)
+
+
+def _resume_note(ladder: Ladder) -> str:
+    if ladder.resume_at is None:
+        return "; not tried again: failing for too long"
+    at = ladder.resume_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"; trying again at {at}"
+
+
+def _probe(
+    attempt: Attempt,
+    task: TaskState,
+    occurrence: OccurrenceState,
+    *,
+    now: datetime,
+    policy: ResumePolicy,
+) -> Decision:
+    """The decision after a probe of a task on the health ladder."""
+    outcome = attempt.outcome
+    finish = OccurrenceChange(
+        available_at=None, attempt=occurrence.attempt, rate_limit_wait_seconds=0.0
+    )
+    status = LogStatus.SUCCESS if outcome.success else LogStatus.FAILED
+    if task.status is TaskStatus.ACTIVE or task.ladder.resume_at is None:
+        log = LogEntry(status=status, message=f"{outcome.message}; not needed: the task changed")
+        return Decision(step=Step.FINISHED, log=log, occurrence=finish)
+    if outcome.success:
+        ladder = replace(task.ladder, resume_at=None)
+        change = TaskChange(status=TaskStatus.ACTIVE, ladder=ladder, reschedule=True)
+        log = LogEntry(status=status, message=f"{outcome.message}; the task is active again")
+        return Decision(
+            step=Step.RESUMED, log=log, occurrence=finish, task=change, alert=Alert.RECOVERED
+        )
+    if outcome.permanent:
+        reason = f"not resumed: {outcome.message}"
+        change = TaskChange(status_reason=reason, ladder=HEALTHY)
+        log = LogEntry(status=status, message=f"{outcome.message}; not tried again")
+        return Decision(
+            step=Step.GAVE_UP, log=log, occurrence=finish, task=change, alert=Alert.GAVE_UP
+        )
+    ladder = climb(task.ladder, now=now, policy=policy)
+    note = _resume_note(ladder)
+    change = TaskChange(status_reason=f"probe failed: {outcome.message}{note}", ladder=ladder)
+    log = LogEntry(status=status, message=f"{outcome.message}{note}")
+    alert = None if ladder.resume_at else Alert.GAVE_UP
+    return Decision(step=Step.PROBE_FAILED, log=log, occurrence=finish, task=change, alert=alert)

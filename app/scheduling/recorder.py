@@ -14,7 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from app.delivery.outcome import OutcomeKind
+from app.domain import Trigger
 from app.metrics import Metrics
+from app.redaction import url_host
 from app.scheduling.alerts import Alerter
 from app.scheduling.attempts import Attempt, Decision, Step
 from app.scheduling.store import is_connection_trouble
@@ -97,19 +99,33 @@ class Recorder:
 
     def _report(self, attempt: Attempt, decision: Decision) -> None:
         log_attempt(attempt, decision.step)
-        if self._metrics is not None:
+        self._count(attempt, decision)
+        change = decision.task
+        if decision.alert is not None and self._alerter is not None and change is not None:
+            reason = change.status_reason or attempt.outcome.message
+            resume_at = change.ladder.resume_at if change.ladder is not None else None
+            self._alerter.send(decision.alert, attempt.job, reason=reason, resume_at=resume_at)
+
+    def _count(self, attempt: Attempt, decision: Decision) -> None:
+        if self._metrics is None:
+            return
+        if attempt.job.trigger is Trigger.PROBE:
+            self._metrics.probes.labels(decision.step.value).inc()
+        else:
             self._metrics.deliveries.labels(attempt.outcome.kind.value).inc()
-            if decision.step is Step.DEACTIVATED:
-                self._metrics.deactivations.inc()
-        if decision.alert and self._alerter is not None and decision.task is not None:
-            self._alerter.deactivated(attempt.job, attempt.outcome.message)
+        if decision.step is Step.DEACTIVATED:
+            self._metrics.deactivations.inc()
+        if decision.step is Step.RESUMED:
+            self._metrics.recoveries.inc()
 
 
 def log_attempt(attempt: Attempt, step: Step) -> None:
-    """One log event per attempt: what happened and how late it was, never the URL."""
+    """One log event per attempt: what happened and how late it was. The target is named by
+    the task id and the webhook's host, never the URL (its path and query hold secrets)."""
     job, outcome = attempt.job, attempt.outcome
     extra = {
         "task_id": str(job.task_id),
+        "host": url_host(job.webhook_url),
         "occurrence_id": str(job.occurrence_id),
         "scheduled_for": job.scheduled_for.isoformat(),
         "trigger": job.trigger.value,

@@ -32,10 +32,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.delivery.sender import Delivery, Sender
+from app.domain import Trigger
 from app.metrics import Metrics
 from app.models import utc_now
 from app.scheduling.alerts import Alerter
 from app.scheduling.attempts import Attempt, Decision, Job, RetryPolicy
+from app.scheduling.ladder import ResumePolicy
 from app.scheduling.recorder import SOON_AGAIN, Recorder
 from app.scheduling.store import OccurrenceStore
 from app.scheduling.wakeup import PostgresWakeListener
@@ -417,10 +419,14 @@ class Scheduler:
             logger.exception("delivery crashed", extra=_job_fields(job))
 
     async def _deliver_once(self, job: Job) -> None:
-        delivery = Delivery(
-            url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
-        )
-        outcome = await self._sender.send(delivery, slot=self._sending_slot(job))
+        if job.trigger is Trigger.PROBE:
+            async with self._sending_slot(job):
+                outcome = await self._sender.probe(job.webhook_url)
+        else:
+            delivery = Delivery(
+                url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
+            )
+            outcome = await self._sender.send(delivery, slot=self._sending_slot(job))
         sent_at = outcome.sent_at + self._offset if outcome.sent_at else self.now()
         if self._metrics is not None and not outcome.deferred:
             self._metrics.delivery_duration.observe(outcome.duration_ms / 1000)
@@ -482,6 +488,11 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         backoff_base_seconds=settings.retry_backoff_base_seconds,
         backoff_max_seconds=settings.retry_backoff_max_seconds,
         max_rate_limit_wait_seconds=settings.max_rate_limit_wait_seconds,
+        resume=ResumePolicy(
+            first_seconds=settings.auto_resume_first_seconds,
+            max_seconds=settings.auto_resume_max_seconds,
+            give_up_seconds=settings.auto_resume_give_up_seconds,
+        ),
     )
 
 

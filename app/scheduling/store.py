@@ -11,9 +11,10 @@ executed once per batch.
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
@@ -36,7 +37,8 @@ from app.scheduling.attempts import (
     decide,
     draw_jitter,
 )
-from app.scheduling.planner import DuePlan, Firing, plan_due
+from app.scheduling.ladder import Ladder
+from app.scheduling.planner import DuePlan, Firing, next_run_after, plan_due
 from app.scheduling.wakeup import request_wake
 from app.text import plain
 
@@ -56,10 +58,19 @@ def _update_by_id(table: Any, *columns: str, **constants: Any) -> Any:
 
 
 # A claimed task's new next run (and, for a task that stops, its end).
-_ADVANCE_TASK = _update_by_id(_TASKS, "next_run_at", "status", "status_reason")
+_ADVANCE_TASK = _update_by_id(_TASKS, "next_run_at", "status", "status_reason", "status_changed_at")
 # What recording writes back to a task and to an occurrence (the rows are locked meanwhile).
 _RECORD_TASK = _update_by_id(
-    _TASKS, "status", "status_reason", "next_run_at", "last_run_at", "last_status"
+    _TASKS,
+    "status",
+    "status_reason",
+    "next_run_at",
+    "last_run_at",
+    "last_status",
+    "resume_at",
+    "failures",
+    "failing_since",
+    "status_changed_at",
 )
 _RECORD_OCCURRENCE = _update_by_id(
     _OCCURRENCES,
@@ -70,7 +81,13 @@ _RECORD_OCCURRENCE = _update_by_id(
     lease_owner=None,
 )
 _TASK_COLUMNS = ("id", "status", "status_reason", "schedule", "next_run_at", "updated_at")
-_TASK_COLUMNS += ("last_run_at", "last_status")
+_TASK_COLUMNS += ("last_run_at", "last_status", "auto_resume", "resume_at", "failures")
+_TASK_COLUMNS += ("failing_since", "status_changed_at", "run_at", "timezone", "catchup")
+_TASK_COLUMNS += ("created_at",)
+
+
+# Occurrences that run for an inactive task: manual runs, and the ladder's probes.
+_FOR_INACTIVE_TASKS = frozenset({Trigger.MANUAL.value, Trigger.PROBE.value})
 
 
 @dataclass(frozen=True)
@@ -86,9 +103,13 @@ class _TaskRow:
     """A locked task row during recording: its state for `decide`, and what to write back."""
 
     state: TaskState
+    row: Any  # the columns as read, for what `decide` does not need
     status_reason: str | None
     last_status: str | None
+    status_changed_at: datetime | None
     changed: bool = False
+    stopped: bool = False  # made inactive by this batch: its waiting occurrences are finished
+    probe_at: datetime | None = None  # a probe occurrence to create
 
 
 def database_now(session: Session) -> datetime:
@@ -235,7 +256,7 @@ class OccurrenceStore:
                     jitter=self._jitter(),
                 )
                 if row is not None:
-                    _fold(row, attempt, decision)
+                    _fold(row, attempt, decision, now=now)
                 decisions.append(decision)
             _write(session, attempts, decisions, tasks, now=now, stripped=stripped)
             return decisions
@@ -270,16 +291,23 @@ class OccurrenceStore:
             return result.rowcount
 
 
-def cancel_pending(session: Session, *, task_ids: list[uuid.UUID], now: datetime) -> None:
-    """Finish the tasks' waiting scheduled occurrences (not manual runs, not ones in flight):
-    an inactive task sends nothing more on its schedule."""
+def cancel_pending(
+    session: Session,
+    *,
+    task_ids: list[uuid.UUID],
+    now: datetime,
+    triggers: Collection[Trigger] | None = None,
+) -> None:
+    """Finish the tasks' waiting occurrences (not manual runs, not ones in flight; only those of
+    `triggers` when given): an inactive task sends nothing more on its schedule."""
+    kinds = triggers or [trigger for trigger in Trigger if trigger is not Trigger.MANUAL]
     session.execute(
         update(Occurrence)
         .where(
             Occurrence.task_id.in_(task_ids),
             Occurrence.finished_at.is_(None),
             Occurrence.lease_owner.is_(None),
-            Occurrence.trigger != Trigger.MANUAL.value,
+            Occurrence.trigger.in_([kind.value for kind in kinds]),
         )
         .values(available_at=None, finished_at=now)
         .execution_options(synchronize_session=False)
@@ -308,7 +336,7 @@ def _claim_due_tasks(
     advanced: list[dict] = []
     for task in session.execute(query).all():
         plan = _plan(task, now=now, grace=grace)
-        advanced.append(_advance(task, plan))
+        advanced.append(_advance(task, plan, now=now))
         for firing in plan.firings:
             row = _occurrence(task.id, firing, leased_to=owner if len(rows) < limit else None)
             row |= {"available_at": until if row["lease_owner"] else now, "created_at": now}
@@ -352,7 +380,7 @@ def _plan(task: Any, *, now: datetime, grace: timedelta) -> DuePlan:
         return DuePlan(stop_reason=f"schedule cannot be evaluated: {plain(str(exc))}")
 
 
-def _advance(task: Any, plan: DuePlan) -> dict:
+def _advance(task: Any, plan: DuePlan, *, now: datetime) -> dict:
     """The claimed task's new next run, or its end."""
     stopped = plan.stop_reason is not None
     return {
@@ -360,6 +388,7 @@ def _advance(task: Any, plan: DuePlan) -> dict:
         "_next_run_at": None if stopped else plan.next_run_at,
         "_status": TaskStatus.INACTIVE.value if stopped else task.status,
         "_status_reason": plan.stop_reason if stopped else task.status_reason,
+        "_status_changed_at": now if stopped else task.status_changed_at,
     }
 
 
@@ -396,7 +425,7 @@ def _claim_available(
     )
     jobs = []
     for occurrence, task in session.execute(query).all():
-        if task.status != TaskStatus.ACTIVE and occurrence.trigger != Trigger.MANUAL:
+        if task.status != TaskStatus.ACTIVE and occurrence.trigger not in _FOR_INACTIVE_TASKS:
             occurrence.available_at, occurrence.lease_owner = None, None
             occurrence.finished_at = now
             continue
@@ -450,20 +479,27 @@ def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
         .order_by(_TASKS.c.id)
         .with_for_update()
     )
-    return {
-        row.id: _TaskRow(
-            state=TaskState(
-                status=TaskStatus(row.status),
-                schedule=row.schedule,
-                next_run_at=row.next_run_at,
-                updated_at=row.updated_at,
-                last_run_at=row.last_run_at,
-            ),
-            status_reason=row.status_reason,
-            last_status=row.last_status,
-        )
-        for row in session.execute(query)
-    }
+    return {row.id: _task_row_from(row) for row in session.execute(query)}
+
+
+def _task_row_from(row: Any) -> _TaskRow:
+    ladder = Ladder(failures=row.failures, failing_since=row.failing_since, resume_at=row.resume_at)
+    state = TaskState(
+        status=TaskStatus(row.status),
+        schedule=row.schedule,
+        next_run_at=row.next_run_at,
+        updated_at=row.updated_at,
+        last_run_at=row.last_run_at,
+        auto_resume=row.auto_resume,
+        ladder=ladder,
+    )
+    return _TaskRow(
+        state=state,
+        row=row,
+        status_reason=row.status_reason,
+        last_status=row.last_status,
+        status_changed_at=row.status_changed_at,
+    )
 
 
 def _lock_occurrences(
@@ -484,18 +520,38 @@ def _lock_occurrences(
     }
 
 
-def _fold(row: _TaskRow, attempt: Attempt, decision: Decision) -> None:
+def _fold(row: _TaskRow, attempt: Attempt, decision: Decision, *, now: datetime) -> None:
     """Carry a decision into the task row, so the next attempt of the batch sees it."""
-    state = row.state
     if decision.last_run and decision.log is not None:
-        state = replace(state, last_run_at=attempt.started_at)
+        row.state = replace(row.state, last_run_at=attempt.started_at)
         row.last_status = decision.log.status.value
         row.changed = True
-    if decision.task is not None:
-        state = replace(state, status=decision.task.status, next_run_at=None)
-        row.status_reason = decision.task.status_reason
-        row.changed = True
-    row.state = state
+    change = decision.task
+    if change is None:
+        return
+    row.changed = True
+    if change.status_reason is not None or change.status is not None:
+        row.status_reason = change.status_reason
+    if change.ladder is not None:
+        row.state = replace(row.state, ladder=change.ladder)
+        row.probe_at = change.ladder.resume_at
+    if change.status is not None and change.status is not row.state.status:
+        row.status_changed_at = now
+        row.stopped = change.status is TaskStatus.INACTIVE
+        row.state = replace(row.state, status=change.status, next_run_at=None)
+    if change.reschedule:
+        row.state = replace(row.state, next_run_at=_next_run(row, now=now))
+
+
+def _next_run(row: _TaskRow, *, now: datetime) -> datetime | None:
+    """A resumed task's next run from now (None, and the reason, if it cannot be planned)."""
+    timing = SimpleNamespace(**(dict(row.row._mapping) | {"status": row.state.status.value}))
+    try:
+        return next_run_after(timing, after=now)
+    except Exception as exc:
+        row.state = replace(row.state, status=TaskStatus.INACTIVE)
+        row.status_reason = f"schedule cannot be evaluated: {plain(str(exc))}"
+        return None
 
 
 def _write(
@@ -525,9 +581,18 @@ def _write(
         session.execute(_RECORD_OCCURRENCE, occurrences)
     if logs:
         session.execute(insert(_LOGS), logs)
-    stopped = [i for i, row in changed if row.state.status is TaskStatus.INACTIVE]
+    stopped = [i for i, row in changed if row.stopped]
     if stopped:
         cancel_pending(session, task_ids=stopped, now=now)
+    probes = [_probe_row(i, row.probe_at, now=now) for i, row in changed if row.probe_at]
+    if probes:  # after the cancellation, which must not finish them
+        _insert_new_occurrences(session, probes)
+
+
+def _probe_row(task_id: uuid.UUID, at: datetime, *, now: datetime) -> dict:
+    """A probe occurrence, due at `at`, available to any scheduler then."""
+    firing = Firing(scheduled_for=at, trigger=Trigger.PROBE.value)
+    return _occurrence(task_id, firing, leased_to=None) | {"available_at": at, "created_at": now}
 
 
 def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> dict:
@@ -570,4 +635,8 @@ def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> dict:
         "_next_run_at": state.next_run_at,
         "_last_run_at": state.last_run_at,
         "_last_status": row.last_status,
+        "_resume_at": state.ladder.resume_at,
+        "_failures": state.ladder.failures,
+        "_failing_since": state.ladder.failing_since,
+        "_status_changed_at": row.status_changed_at,
     }

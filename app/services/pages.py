@@ -8,11 +8,13 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Uuid, bindparam, func, literal_column, select, text, tuple_
+from sqlalchemy import Select, Uuid, bindparam, func, literal_column, select, tuple_
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from app.errors import InvalidField
 from app.models import UTCDateTime
@@ -45,12 +47,12 @@ def decode_cursor(text: str | None) -> Cursor | None:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         at, row_id = raw.split("|")
-        cursor = Cursor(datetime.fromisoformat(at), uuid.UUID(row_id))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return Cursor(moment.astimezone(UTC), uuid.UUID(row_id))
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidField("cursor", "not a cursor given by this API", location="query") from None
-    if cursor.at.tzinfo is None:
-        raise InvalidField("cursor", "not a cursor given by this API", location="query")
-    return cursor
 
 
 def after_cursor(
@@ -94,13 +96,27 @@ def count_rows(session: Session, query: Select[Any]) -> tuple[int, bool]:
     return max(estimate or 0, exact_up_to), True
 
 
+class _Explain(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON) <statement>`, with the statement's values as bound parameters
+    (never spliced into the SQL text)."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
 def _planner_estimate(session: Session, query: Select[Any]) -> int:
     """The number of rows PostgreSQL's planner expects `query` to match (no rows are read)."""
     statement = query.with_only_columns(literal_column("1"), maintain_column_froms=True).order_by(
         None
     )
-    compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
-    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar()
+    plan = session.execute(_Explain(statement)).scalar()
     return int(plan[0]["Plan"]["Plan Rows"])
 
 

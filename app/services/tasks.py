@@ -1,5 +1,6 @@
 """Task operations used by the API. Each takes the session and works inside its transaction."""
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,13 +11,14 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.domain import Trigger
 from app.errors import Conflict, InvalidField, NotFound
 from app.models import Occurrence, Task, utc_now
 from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
 from app.scheduling.store import cancel_pending
 from app.scheduling.wakeup import request_wake
-from app.schemas import TaskCreate, TaskUpdate
+from app.schemas import UNREPRESENTABLE, TaskCreate, TaskUpdate
 from app.services.pages import Cursor, after_cursor, page_total
 
 PAUSED_REASON = "paused through the API"
@@ -30,7 +32,7 @@ def create_task(session: Session, *, data: TaskCreate, settings: Settings) -> Ta
     fields["run_at"] = _localized_run_at(fields["run_at"], fields["timezone"])
     _check_task_fields(fields, settings=settings)
     now = utc_now()
-    task = Task(id=uuid.uuid4(), created_at=now, updated_at=now, **fields)
+    task = Task(id=uuid.uuid4(), created_at=now, updated_at=now, status_changed_at=now, **fields)
     if task.status == "inactive":
         task.status_reason = PAUSED_REASON
     task.next_run_at = next_run_after(task, after=now)
@@ -98,6 +100,7 @@ def update_task(
     status = changes.pop("status", None)
     for column, value in changes.items():
         setattr(task, column, value)
+    _clear_ladder(session, task)
     if status is not None:
         _set_status(session, task, status)
     if status is not None or TIMING_FIELDS & changes.keys():
@@ -111,8 +114,8 @@ def update_task(
 def pause_task(session: Session, *, task_id: uuid.UUID) -> Task:
     """Make the task inactive: nothing more is sent on its schedule until it is resumed."""
     task = get_task(session, task_id, for_update=True)
-    if task.status == "inactive":
-        return task  # already stopped; keep the reason it has
+    if task.status == "inactive" and task.resume_at is None:
+        return task  # already stopped for good; keep the reason it has
     _set_status(session, task, "inactive")
     task.updated_at = utc_now()
     session.flush()
@@ -159,16 +162,26 @@ def next_runs(session: Session, *, task_id: uuid.UUID, count: int) -> tuple[Task
 
 
 def _set_status(session: Session, task: Task, status: str) -> None:
-    """The one place a task changes status through the API."""
+    """The one place a task changes status through the API; the health ladder starts over."""
     if status == "active":
         _refuse_to_send_again(task)
+    if task.status != status:
+        task.status_changed_at = utc_now()
     task.status = status
+    _clear_ladder(session, task)
     if status == "inactive":
         task.status_reason = PAUSED_REASON
         task.next_run_at = None
         cancel_pending(session, task_ids=[task.id], now=utc_now())
     else:
         task.status_reason = None
+
+
+def _clear_ladder(session: Session, task: Task) -> None:
+    """A user's change starts the health ladder over: no probe is due any more."""
+    if task.resume_at is not None:
+        cancel_pending(session, task_ids=[task.id], now=utc_now(), triggers=[Trigger.PROBE])
+    task.resume_at, task.failures, task.failing_since = None, 0, None
 
 
 def _refuse_to_send_again(task: Task) -> None:
@@ -190,11 +203,31 @@ def delete_task(session: Session, *, task_id: uuid.UUID) -> None:
 
 
 def _localized_run_at(run_at: datetime | None, timezone: str) -> datetime | None:
-    return None if run_at is None else localize_run_at(run_at, parse_timezone(timezone))
+    """`run_at` in UTC (read in `timezone` when it has no offset); InvalidField when it cannot
+    be represented both in UTC and in the task's timezone."""
+    if run_at is None:
+        return None
+    tz = parse_timezone(timezone)
+    try:
+        utc = localize_run_at(run_at, tz)
+        utc.astimezone(tz)  # shown in the task's timezone by next-runs
+    except OverflowError:
+        raise InvalidField("run_at", f"{UNREPRESENTABLE} and in {timezone}") from None
+    return utc
+
+
+def _check_payload_size(payload: dict[str, Any], *, settings: Settings) -> None:
+    size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > settings.max_payload_bytes:
+        raise InvalidField(
+            "payload",
+            f"{size} bytes as JSON; at most {settings.max_payload_bytes} (MAX_PAYLOAD_BYTES)",
+        )
 
 
 def _check_task_fields(fields: dict[str, Any], *, settings: Settings) -> None:
     """Checks that involve several fields or the settings; raises InvalidField."""
+    _check_payload_size(fields["payload"], settings=settings)
     if fields["schedule"] is None and fields["run_at"] is None:
         raise InvalidField(
             "schedule", "give a schedule (cron, macro or @every) or a run_at for a one-time task"
@@ -203,7 +236,7 @@ def _check_task_fields(fields: dict[str, Any], *, settings: Settings) -> None:
         raise InvalidField("run_at", "give either a schedule or a run_at, not both")
     url = fields["webhook_url"]
     try:
-        check_url_target(url, allow_private=settings.allow_private_webhook_targets)
+        check_url_target(url, allow_private=settings.private_targets)
     except UnsafeTargetError as exc:
         raise InvalidField("webhook_url", str(exc)) from None
     if is_discord_webhook_url(url, settings.discord_hosts):

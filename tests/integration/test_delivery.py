@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from tests.integration.conftest import start_client
 from tests.receiver import Answer, WebhookReceiver, rate_limited, server_error, unknown_webhook
-from tests.support import free_port, wait_until
+from tests.support import before_resume, free_port, wait_until
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_failures_are_retried_with_growing_gaps_then_the_task_is_deactivated(ser
     task = once_soon(service, receiver, max_retry=3)
     requests = receiver.wait_for(4, timeout=15)
     final = final_state(service, task["id"])
-    assert final["status_reason"] == "deactivated after 4 failed attempts: HTTP 500 from webhook"
+    assert before_resume(final) == "deactivated after 4 failed attempts: HTTP 500 from webhook"
     assert final["last_status"] == "failed"
     logs = logs_of(service, task["id"])
     assert [log["retry_count"] for log in logs] == [0, 1, 2, 3]
@@ -125,7 +125,7 @@ def test_max_retry_zero_means_a_single_attempt(service, receiver):
     receiver.script("1", server_error())
     task = once_soon(service, receiver, max_retry=0)
     final = final_state(service, task["id"])
-    assert final["status_reason"] == "deactivated after 1 failed attempt: HTTP 500 from webhook"
+    assert before_resume(final) == "deactivated after 1 failed attempt: HTTP 500 from webhook"
     assert len(receiver.received()) == 1
 
 
@@ -174,7 +174,7 @@ def test_429_beyond_the_total_wait_counts_as_a_failure(discord_settings, receive
     with start_client(settings) as client:
         task = once_soon(client, receiver, max_retry=0)
         final = final_state(client, task["id"])
-    assert final["status_reason"] == ("deactivated after 1 failed attempt: rate limited (HTTP 429)")
+    assert before_resume(final) == "deactivated after 1 failed attempt: rate limited (HTTP 429)"
     assert len(receiver.received()) == 2
 
 
@@ -269,7 +269,7 @@ def test_a_refused_connection_is_a_network_error_and_retried(service, receiver):
         "network error: connection refused; retries exhausted",
     ]
     assert logs[0]["message"].startswith("network error: connection refused; retry 1 of 1 at ")
-    assert final["status_reason"] == (
+    assert before_resume(final) == (
         "deactivated after 2 failed attempts: network error: connection refused"
     )
 

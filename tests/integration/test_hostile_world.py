@@ -2,13 +2,9 @@
 engine"): webhooks that answer garbage, 429s that ask for no wait, a task that cannot be
 planned, edits while a delivery is in flight, a replica whose clock is wrong."""
 
-import asyncio
 import itertools
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,14 +13,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory
-from app.delivery.client import create_http_client
-from app.delivery.sender import Sender
 from app.models import Occurrence, Task
-from app.scheduling.scheduler import Scheduler
 from tests.integration.conftest import start_client
 from tests.receiver import Answer, WebhookReceiver, discord_message, unknown_webhook
-from tests.support import wait_until
+from tests.replica import second_scheduler
+from tests.support import before_resume, wait_until
 
 
 @pytest.fixture
@@ -157,7 +150,7 @@ def test_a_429_asking_for_no_wait_waits_a_second_and_the_bound_holds(
     assert all(gap >= 0.95 for gap in gaps), gaps
     assert len(requests) == 3
     assert len(logs) == 3
-    assert final["status_reason"] == "deactivated after 1 failed attempt: rate limited (HTTP 429)"
+    assert before_resume(final) == "deactivated after 1 failed attempt: rate limited (HTTP 429)"
 
 
 # -- the engine -------------------------------------------------------------------------------
@@ -253,43 +246,6 @@ def test_a_manual_run_of_a_paused_task_that_fails_is_not_a_deactivation(discord_
 # -- clocks ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def scheduler_with_clock(settings: Settings, clock: Callable[[], datetime]) -> Iterator[None]:
-    """A second scheduler (a replica) in a thread of its own, whose wall clock is `clock`."""
-    started = threading.Event()
-    stop: dict[str, asyncio.Event] = {}
-
-    async def run() -> None:
-        engine = create_db_engine(settings.sqlalchemy_url)
-        client = create_http_client(max_connections=10, allow_private=True)
-        sender = Sender(client=client, timeout_seconds=2, allow_private=True)
-        scheduler = Scheduler(
-            engine=engine,
-            session_factory=create_session_factory(engine),
-            settings=settings,
-            sender=sender,
-            clock=clock,
-        )
-        await scheduler.start()
-        stop["event"] = asyncio.Event()
-        started.set()
-        await stop["event"].wait()
-        await scheduler.stop()
-        await sender.close()
-        engine.dispose()
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
-    thread.start()
-    assert started.wait(10), "the skewed scheduler did not start"
-    try:
-        yield
-    finally:
-        loop.call_soon_threadsafe(stop["event"].set)
-        thread.join(15)
-        loop.close()
-
-
 def test_a_replica_whose_clock_is_ahead_neither_fires_early_nor_sends_twice(
     scheduling_settings, db, receiver, caplog: pytest.LogCaptureFixture
 ):
@@ -297,7 +253,7 @@ def test_a_replica_whose_clock_is_ahead_neither_fires_early_nor_sends_twice(
     receiver.script("slow", Answer(204, delay=1.5))  # in flight while the other replica looks
     with (
         start_client(scheduling_settings) as client,
-        scheduler_with_clock(scheduling_settings, lambda: datetime.now(UTC) + ahead),
+        second_scheduler(scheduling_settings, lambda: datetime.now(UTC) + ahead),
     ):
         due = datetime.now(UTC) + timedelta(seconds=2)
         slow = create(client, receiver, "slow", run_at=datetime.now(UTC).isoformat())

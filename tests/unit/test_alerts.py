@@ -4,8 +4,8 @@ import uuid
 from datetime import UTC, datetime
 
 from app.domain import Trigger
-from app.scheduling.alerts import deactivation_alert
-from app.scheduling.attempts import Job
+from app.scheduling.alerts import alert_payload
+from app.scheduling.attempts import Alert, Job
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -29,7 +29,7 @@ def job(name: str) -> Job:
 def test_discord_alerts_mention_nobody_whatever_the_task_is_called():
     the_job = job("@everyone look")
     url = "https://discord.com/api/webhooks/1/token"
-    payload = deactivation_alert(the_job, "HTTP 404", url=url)
+    payload = alert_payload(Alert.DEACTIVATED, the_job, reason="HTTP 404", url=url)
     assert payload["allowed_mentions"] == {"parse": []}
     assert (
         payload["content"] == f'Task "@everyone look" ({the_job.task_id}) was deactivated: HTTP 404'
@@ -39,12 +39,30 @@ def test_discord_alerts_mention_nobody_whatever_the_task_is_called():
 
 def test_other_webhooks_also_get_the_fields_as_data():
     the_job = job("nightly")
-    payload = deactivation_alert(the_job, "HTTP 500", url="https://hooks.example.com/alerts")
+    resume_at = NOW.replace(hour=1)
+    payload = alert_payload(
+        Alert.DEACTIVATED,
+        the_job,
+        reason="HTTP 500",
+        url="https://hooks.example.com/alerts",
+        resume_at=resume_at,
+    )
     assert payload["event"] == "task_deactivated"
+    assert payload["resume_at"] == "2026-03-01T01:00:00Z"
     assert payload["task_id"] == str(the_job.task_id)
     assert payload["reason"] == "HTTP 500"
 
 
 def test_the_content_fits_in_a_discord_message():
-    payload = deactivation_alert(job("x" * 3000), "r", url="https://discord.com/api/webhooks/1/t")
+    url = "https://discord.com/api/webhooks/1/t"
+    payload = alert_payload(Alert.GAVE_UP, job("x" * 3000), reason="r", url=url)
     assert len(payload["content"]) == 2000
+
+
+def test_recovery_and_giving_up_say_so():
+    the_job = job("nightly")
+    url = "https://discord.com/api/webhooks/1/t"
+    recovered = alert_payload(Alert.RECOVERED, the_job, reason="webhook answered HTTP 200", url=url)
+    assert "is active again" in recovered["content"]
+    gave_up = alert_payload(Alert.GAVE_UP, the_job, reason="webhook no longer exists", url=url)
+    assert "will not be tried again by itself" in gave_up["content"]

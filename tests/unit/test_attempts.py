@@ -10,15 +10,18 @@ import pytest
 from app.delivery.outcome import Outcome, OutcomeKind
 from app.domain import LogStatus, TaskStatus, Trigger
 from app.scheduling.attempts import (
+    Alert,
     Attempt,
     Job,
     OccurrenceState,
     RetryPolicy,
     Step,
+    TaskChange,
     TaskState,
     decide,
     draw_jitter,
 )
+from app.scheduling.ladder import HEALTHY, Ladder, ResumePolicy, climb
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CLAIMED_VERSION = NOW - timedelta(hours=1)
@@ -128,7 +131,7 @@ def test_the_decision_table(outcome, one_time, state, attempt, step, status):
     assert (decision.task.status if decision.task else None) == status
     assert decision.log is not None
     assert decision.log.status is (LogStatus.SUCCESS if outcome.success else LogStatus.FAILED)
-    assert decision.alert == (step is Step.DEACTIVATED)
+    assert (decision.alert is not None) == (step is Step.DEACTIVATED)
     assert decision.occurrence is not None
     retried = step in (Step.RETRY_SCHEDULED, Step.RATE_LIMITED)
     assert decision.occurrence.finished is not retried
@@ -143,7 +146,8 @@ def test_a_retry_is_due_after_the_backoff_and_spends_a_retry():
 
 def test_the_reasons_say_what_happened():
     assert run(TRANSIENT, attempt=3).task.status_reason == (
-        "deactivated after 4 failed attempts: HTTP 500 from webhook"
+        "deactivated after 4 failed attempts: HTTP 500 from webhook;"
+        " trying again at 2026-03-01T12:05:00Z"
     )
     assert run(PERMANENT, one_time=True).task.status_reason == (
         "deactivated after 1 failed attempt: webhook no longer exists"
@@ -290,3 +294,130 @@ def test_huge_retry_numbers_do_not_overflow():
 def test_retry_numbers_start_at_one():
     with pytest.raises(ValueError):
         POLICY.backoff_seconds(0)
+
+
+# -- the health ladder and probes -------------------------------------------------------------
+
+SHORT = ResumePolicy(first_seconds=10, max_seconds=40, give_up_seconds=300)
+LADDER_POLICY = RetryPolicy(
+    backoff_base_seconds=2, backoff_max_seconds=600, max_rate_limit_wait_seconds=10, resume=SHORT
+)
+
+
+def decide_with(outcome: Outcome, task: TaskState, *, trigger=Trigger.SCHEDULE, attempt=3):
+    the_job = job(one_time=task.schedule is None, trigger=trigger, attempt=attempt)
+    return decide(
+        Attempt(job=the_job, outcome=outcome, started_at=NOW),
+        task,
+        OccurrenceState(attempt=attempt, rate_limit_wait_seconds=0),
+        now=NOW,
+        policy=LADDER_POLICY,
+    )
+
+
+def failing(failures: int, since_seconds: float, *, inactive: bool = True) -> TaskState:
+    """A task on the ladder: `failures` so far, failing for `since_seconds`."""
+    ladder = Ladder(
+        failures=failures,
+        failing_since=NOW - timedelta(seconds=since_seconds),
+        resume_at=NOW if inactive else None,
+    )
+    state = task_state(one_time=False)
+    status = TaskStatus.INACTIVE if inactive else TaskStatus.ACTIVE
+    return replace(state, status=status, ladder=ladder)
+
+
+def test_the_ladder_doubles_up_to_its_cap():
+    assert [SHORT.delay(n).total_seconds() for n in (1, 2, 3, 4, 5, 60)] == [10, 20, 40, 40, 40, 40]
+    first = climb(HEALTHY, now=NOW, policy=SHORT)
+    assert (first.failures, first.failing_since, first.resume_at) == (
+        1,
+        NOW,
+        NOW + timedelta(seconds=10),
+    )
+    given_up = climb(first, now=NOW + timedelta(seconds=300), policy=SHORT)
+    assert given_up.resume_at is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "auto_resume", "resume_in", "alert"),
+    [
+        (TRANSIENT, True, 10, Alert.DEACTIVATED),
+        (limited(30.0), True, 10, Alert.DEACTIVATED),  # a 429 past its wait bound
+        (TRANSIENT, False, None, Alert.DEACTIVATED),
+        (PERMANENT, True, None, Alert.DEACTIVATED),  # permanent causes never resume
+    ],
+)
+def test_a_deactivation_climbs_the_ladder_only_for_transient_causes(
+    outcome, auto_resume, resume_in, alert
+):
+    task = replace(task_state(one_time=False), auto_resume=auto_resume)
+    decision = decide_with(outcome, task, attempt=3)
+    assert decision.step is Step.DEACTIVATED
+    assert decision.alert is alert
+    resume_at = decision.task.ladder.resume_at
+    assert resume_at == (None if resume_in is None else NOW + timedelta(seconds=resume_in))
+
+
+def test_a_failing_streak_gives_up_after_its_time():
+    task = failing(4, since_seconds=400, inactive=False)
+    decision = decide_with(TRANSIENT, task)
+    assert decision.step is Step.DEACTIVATED
+    assert decision.alert is Alert.GAVE_UP
+    assert decision.task.ladder.resume_at is None
+    assert decision.task.status_reason.endswith("; not tried again: failing for too long")
+
+
+def test_a_success_resets_the_ladder():
+    decision = decide_with(SUCCESS, failing(3, 100, inactive=False), attempt=0)
+    assert decision.step is Step.DELIVERED
+    assert decision.task == TaskChange(ladder=HEALTHY)
+    assert decide_with(SUCCESS, task_state(one_time=False), attempt=0).task is None
+
+
+PROBE_OK = Outcome(kind=OutcomeKind.SUCCESS, message="webhook answered HTTP 200")
+PROBE_GONE = Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message="webhook no longer exists (404)")
+PROBE_DOWN = Outcome(kind=OutcomeKind.TRANSIENT_FAILURE, message="HTTP 503 from webhook")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "step", "status", "resume_in", "alert"),
+    [
+        (PROBE_OK, Step.RESUMED, TaskStatus.ACTIVE, None, Alert.RECOVERED),
+        (PROBE_GONE, Step.GAVE_UP, None, None, Alert.GAVE_UP),
+        (PROBE_DOWN, Step.PROBE_FAILED, None, 40, None),  # third failure: 10 * 2**2 = 40
+    ],
+)
+def test_a_probe_decides_the_next_step(outcome, step, status, resume_in, alert):
+    decision = decide_with(outcome, failing(2, 30), trigger=Trigger.PROBE, attempt=0)
+    assert decision.step is step
+    assert decision.alert is alert
+    assert decision.task.status is status
+    expected = None if resume_in is None else NOW + timedelta(seconds=resume_in)
+    assert decision.task.ladder.resume_at == expected
+    assert decision.task.reschedule == (step is Step.RESUMED)
+    assert decision.occurrence.finished
+    assert decision.log.status is (LogStatus.SUCCESS if outcome.success else LogStatus.FAILED)
+
+
+def test_a_probe_keeps_the_streak_until_a_real_delivery_succeeds():
+    decision = decide_with(PROBE_OK, failing(2, 30), trigger=Trigger.PROBE, attempt=0)
+    assert decision.task.ladder.failures == 2
+
+
+def test_a_failing_probe_past_the_give_up_time_stops_the_ladder():
+    decision = decide_with(PROBE_DOWN, failing(6, 400), trigger=Trigger.PROBE, attempt=0)
+    assert decision.step is Step.PROBE_FAILED
+    assert decision.alert is Alert.GAVE_UP
+    assert decision.task.ladder.resume_at is None
+
+
+@pytest.mark.parametrize("change", ["resumed", "cleared"])
+def test_a_probe_of_a_task_the_user_changed_is_only_finished(change):
+    task = failing(2, 30, inactive=change == "cleared")
+    if change == "cleared":
+        task = replace(task, ladder=HEALTHY)
+    decision = decide_with(PROBE_OK, task, trigger=Trigger.PROBE, attempt=0)
+    assert decision.step is Step.FINISHED
+    assert decision.task is None
+    assert decision.alert is None

@@ -1,5 +1,6 @@
 """Settings: typed, fail-fast, no known default secret."""
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import Settings, normalize_database_url
+from app.delivery.guard import ALL_PRIVATE, PUBLIC_ONLY, PrivateTargets
 
 
 def test_defaults_need_no_configuration(monkeypatch):
@@ -77,3 +79,55 @@ def test_cors_origins_are_a_list() -> None:
     )
     assert settings.cors_origins == ["https://app.example.com", "http://127.0.0.1:3000"]
     assert Settings(_env_file=None).cors_origins == []
+
+
+@pytest.mark.parametrize(
+    ("value", "stored", "expected"),
+    [
+        ("false", False, PUBLIC_ONLY),
+        ("0", False, PUBLIC_ONLY),
+        ("", False, PUBLIC_ONLY),
+        ("TRUE", True, ALL_PRIVATE),
+        ("yes", True, ALL_PRIVATE),
+        (
+            " 127.0.0.1/32, relay.internal ",
+            "127.0.0.1/32, relay.internal",
+            PrivateTargets(
+                networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                hosts=frozenset({"relay.internal"}),
+            ),
+        ),
+    ],
+)
+def test_private_targets_are_read_from_the_environment(monkeypatch, value, stored, expected):
+    monkeypatch.setenv("ALLOW_PRIVATE_WEBHOOK_TARGETS", value)
+    settings = Settings(_env_file=None)
+    assert settings.allow_private_webhook_targets == stored
+    assert settings.private_targets == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["10.0.0.0/33", "10.0.0.1/8", "2130706433", "*.internal", "true,10.0.0.0/8", "a b"]
+)
+def test_malformed_private_targets_fail_naming_the_setting(monkeypatch, value):
+    monkeypatch.setenv("ALLOW_PRIVATE_WEBHOOK_TARGETS", value)
+    with pytest.raises(ValidationError, match="ALLOW_PRIVATE_WEBHOOK_TARGETS"):
+        Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("value", [3, 1.0, ["10.0.0.0/8"], None])
+def test_private_targets_of_another_type_fail_naming_the_setting(value):
+    with pytest.raises(ValidationError, match="ALLOW_PRIVATE_WEBHOOK_TARGETS must be"):
+        Settings(_env_file=None, allow_private_webhook_targets=value)
+
+
+def test_a_plain_bool_still_sets_private_targets():
+    settings = Settings(_env_file=None, allow_private_webhook_targets=True)
+    assert settings.private_targets == ALL_PRIVATE
+    # model_copy runs no validators: the accessor reads whatever the field holds.
+    assert (
+        settings.model_copy(update={"allow_private_webhook_targets": False}).private_targets
+        == PUBLIC_ONLY
+    )
+    listed = settings.model_copy(update={"allow_private_webhook_targets": "10.0.0.0/8"})
+    assert listed.private_targets == PrivateTargets(networks=(ipaddress.ip_network("10.0.0.0/8"),))

@@ -7,11 +7,17 @@ import ipaddress
 import pytest
 
 from app.delivery.guard import (
+    ALL_PRIVATE,
+    ANY_TARGET,
+    PUBLIC_ONLY,
+    SETTING,
+    PrivateTargets,
     UnsafeTargetError,
     check_resolved_addresses,
     check_url_target,
     is_public_address,
     parse_literal_host,
+    parse_private_targets,
 )
 
 SECRET = "s3cr3t-T0KEN-do-not-leak"
@@ -305,8 +311,12 @@ def test_unsafe_target_error_is_a_value_error() -> None:
         ("http:///nohost", "no host"),
         ("http://10.0.0.1/", "10.0.0.1"),
         ("http://10.0.0.1/", "non-public address"),
+        ("http://10.0.0.1/", "; set ALLOW_PRIVATE_WEBHOOK_TARGETS to allow it"),
         ("http://localhost/", "local host name"),
+        ("http://localhost/", "; set ALLOW_PRIVATE_WEBHOOK_TARGETS to allow it"),
         ("http://metadata.google.internal/", "metadata.google.internal"),
+        ("http://169.254.169.254/", "cloud metadata address"),
+        ("http://169.254.169.254/", "only listing it in ALLOW_PRIVATE_WEBHOOK_TARGETS"),
     ],
 )
 def test_check_url_target_messages(url: str, fragment: str) -> None:
@@ -362,7 +372,6 @@ def test_check_resolved_addresses_all_public(addresses: list[str]) -> None:
         (["8.8.8.8", "2606:4700::1111", "127.0.0.1"], "127.0.0.1"),
         (["93.184.216.34", "::1"], "::1"),
         (["93.184.216.34", "fd12:3456::1"], "fd12:3456::1"),
-        (["169.254.169.254"], "169.254.169.254"),
         (["100.64.0.1", "8.8.8.8"], "100.64.0.1"),
         (["::ffff:127.0.0.1"], "::ffff:127.0.0.1"),
         (["fe80::1%eth0"], "fe80::1%eth0"),
@@ -375,7 +384,17 @@ def test_check_resolved_addresses_refuses_any_non_public(
     with pytest.raises(UnsafeTargetError) as excinfo:
         check_resolved_addresses("rebind.example", addresses, allow_private=False)
     assert str(excinfo.value) == (
-        f"refusing to connect to rebind.example: it resolves to a non-public address ({culprit})"
+        f"refusing to connect to rebind.example: it resolves to a non-public address ({culprit}); "
+        "set ALLOW_PRIVATE_WEBHOOK_TARGETS to allow it"
+    )
+
+
+def test_check_resolved_addresses_names_a_metadata_address() -> None:
+    with pytest.raises(UnsafeTargetError) as excinfo:
+        check_resolved_addresses("rebind.example", ["169.254.169.254"], allow_private=False)
+    assert str(excinfo.value) == (
+        "refusing to connect to rebind.example: it resolves to a cloud metadata address "
+        "(169.254.169.254); only listing it in ALLOW_PRIVATE_WEBHOOK_TARGETS allows it"
     )
 
 
@@ -394,10 +413,19 @@ def test_check_resolved_addresses_fails_closed(addresses: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "addresses",
-    [["10.0.0.5"], ["127.0.0.1", "::1"], ["93.184.216.34", "192.168.1.1"], [], ["junk"]],
+    [["10.0.0.5"], ["127.0.0.1", "::1"], ["93.184.216.34", "192.168.1.1"], ["169.254.169.254"]],
 )
 def test_check_resolved_addresses_allow_private(addresses: list[str]) -> None:
     check_resolved_addresses("db.internal", addresses, allow_private=True)
+
+
+@pytest.mark.parametrize("allow_private", [True, ALL_PRIVATE])
+@pytest.mark.parametrize("addresses", [[], ["junk"], ["10.0.0.5", "junk"]])
+def test_check_resolved_addresses_fails_closed_whatever_is_allowed(
+    addresses: list[str], allow_private: PrivateTargets | bool
+) -> None:
+    with pytest.raises(UnsafeTargetError, match=r"^refusing to connect to db\.internal: "):
+        check_resolved_addresses("db.internal", addresses, allow_private=allow_private)
 
 
 def test_check_resolved_addresses_accepts_tuple_and_ip_objects_as_strings() -> None:
@@ -408,3 +436,244 @@ def test_check_resolved_addresses_accepts_tuple_and_ip_objects_as_strings() -> N
             [ipaddress.ip_address("10.0.0.1")],  # type: ignore[list-item]
             allow_private=False,
         )
+
+
+# ------------------------------------------------------------- the private-target policy
+
+OK, NO = True, False
+# The policies of the table below, in its column order: the setting's value.
+TABLE_SETTINGS = [
+    "false",
+    "true",
+    "127.0.0.1/32",
+    "10.0.0.0/8,relay.internal",
+    "169.254.169.254,fd00:ec2::254/128,100.100.100.200/32,metadata.google.internal",
+    "169.254.0.0/16,fd00::/8,100.64.0.0/10",  # wide networks do not open metadata endpoints
+]
+
+# The host of a URL (each bypass spelling of FIELD_NOTES), then whether saving it is allowed
+# under each policy of TABLE_SETTINGS.
+SAVE_TABLE = [
+    ("2130706433", [NO, OK, OK, NO, NO, NO]),
+    ("0x7f.1", [NO, OK, OK, NO, NO, NO]),
+    ("127.1", [NO, OK, OK, NO, NO, NO]),
+    ("[::ffff:127.0.0.1]", [NO, OK, OK, NO, NO, NO]),
+    ("[64:ff9b::7f00:1]", [NO, OK, OK, NO, NO, NO]),
+    ("127.0.0.2", [NO, OK, NO, NO, NO, NO]),
+    ("[::1]", [NO, OK, NO, NO, NO, NO]),
+    ("[::]", [NO, OK, NO, NO, NO, NO]),
+    (ANY_V4, [NO, OK, NO, NO, NO, NO]),
+    ("0", [NO, OK, NO, NO, NO, NO]),
+    ("100.64.0.1", [NO, OK, NO, NO, NO, OK]),
+    ("10.1.2.3", [NO, OK, NO, OK, NO, NO]),
+    ("012.1.2.3", [NO, OK, NO, OK, NO, NO]),
+    ("[fd00::1]", [NO, OK, NO, NO, NO, OK]),
+    ("169.254.1.1", [NO, OK, NO, NO, NO, OK]),
+    ("8.8.8.8", [OK, OK, OK, OK, OK, OK]),
+    ("[::ffff:8.8.8.8]", [OK, OK, OK, OK, OK, OK]),
+    ("hooks.example.com", [OK, OK, OK, OK, OK, OK]),
+    ("169.254.169.254", [NO, NO, NO, NO, OK, NO]),
+    ("2852039166", [NO, NO, NO, NO, OK, NO]),
+    ("0xa9fea9fe", [NO, NO, NO, NO, OK, NO]),
+    ("0251.0376.0251.0376", [NO, NO, NO, NO, OK, NO]),
+    ("169.254.43518", [NO, NO, NO, NO, OK, NO]),
+    ("[::ffff:169.254.169.254]", [NO, NO, NO, NO, OK, NO]),
+    ("[::ffff:a9fe:a9fe]", [NO, NO, NO, NO, OK, NO]),
+    ("[64:ff9b::a9fe:a9fe]", [NO, NO, NO, NO, OK, NO]),
+    ("[2002:a9fe:a9fe::]", [NO, NO, NO, NO, OK, NO]),
+    ("[fd00:ec2::254]", [NO, NO, NO, NO, OK, NO]),
+    ("[FD00:0EC2:0:0::254]", [NO, NO, NO, NO, OK, NO]),
+    ("100.100.100.200", [NO, NO, NO, NO, OK, NO]),
+    ("1684301000", [NO, NO, NO, NO, OK, NO]),
+    ("metadata.google.internal", [NO, NO, NO, NO, OK, NO]),
+    ("METADATA.Google.Internal.", [NO, NO, NO, NO, OK, NO]),
+    # Names are judged by what they resolve to when the connection is made, so a policy that
+    # allows some private network lets local names be saved.
+    ("localhost", [NO, OK, OK, OK, OK, OK]),
+    ("relay.internal", [NO, OK, OK, OK, OK, OK]),
+]
+
+
+def _table_cases(table: list) -> list:
+    return [
+        pytest.param(subject, setting, allowed, id=f"{subject}-under-{setting}")
+        for subject, row in table
+        for setting, allowed in zip(TABLE_SETTINGS, row, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(("host", "setting", "allowed"), _table_cases(SAVE_TABLE))
+def test_saving_under_each_policy(host: str, setting: str, allowed: bool) -> None:
+    url = f"http://{host}:8080/api/webhooks/1/{SECRET}?token={SECRET}"
+    policy = parse_private_targets(setting)
+    if allowed:
+        check_url_target(url, allow_private=policy)
+        return
+    with pytest.raises(UnsafeTargetError) as excinfo:
+        check_url_target(url, allow_private=policy)
+    message = str(excinfo.value)
+    assert SETTING in message
+    assert SECRET not in message
+    assert "/api/webhooks" not in message
+
+
+# What a name resolved to when connecting, then whether connecting is allowed under each policy.
+CONNECT_TABLE = [
+    (("127.0.0.1",), [NO, OK, OK, NO, NO, NO]),
+    (("::ffff:127.0.0.1",), [NO, OK, OK, NO, NO, NO]),
+    (("::1",), [NO, OK, NO, NO, NO, NO]),
+    (("::",), [NO, OK, NO, NO, NO, NO]),
+    ((ANY_V4,), [NO, OK, NO, NO, NO, NO]),
+    (("10.0.0.5",), [NO, OK, NO, OK, NO, NO]),
+    (("8.8.8.8", "10.0.0.5"), [NO, OK, NO, OK, NO, NO]),
+    (("127.0.0.1", "10.0.0.5"), [NO, OK, NO, NO, NO, NO]),
+    (("100.64.0.1",), [NO, OK, NO, NO, NO, OK]),
+    (("8.8.8.8", "2606:4700::1111"), [OK, OK, OK, OK, OK, OK]),
+    (("169.254.169.254",), [NO, NO, NO, NO, OK, NO]),
+    (("8.8.8.8", "169.254.169.254"), [NO, NO, NO, NO, OK, NO]),
+    (("::ffff:169.254.169.254",), [NO, NO, NO, NO, OK, NO]),
+    (("fd00:ec2::254",), [NO, NO, NO, NO, OK, NO]),
+    (("100.100.100.200",), [NO, NO, NO, NO, OK, NO]),
+]
+
+
+@pytest.mark.parametrize(("addresses", "setting", "allowed"), _table_cases(CONNECT_TABLE))
+def test_connecting_under_each_policy(
+    addresses: tuple[str, ...], setting: str, allowed: bool
+) -> None:
+    policy = parse_private_targets(setting)
+    if allowed:
+        check_resolved_addresses("hooks.example", list(addresses), allow_private=policy)
+        return
+    with pytest.raises(UnsafeTargetError, match=SETTING):
+        check_resolved_addresses("hooks.example", list(addresses), allow_private=policy)
+
+
+@pytest.mark.parametrize("host", ["relay.internal", "RELAY.Internal", "relay.internal."])
+@pytest.mark.parametrize("addresses", [["10.9.8.7"], ["127.0.0.1"], ["169.254.169.254"], []])
+def test_a_listed_name_is_allowed_whatever_it_resolves_to(host: str, addresses: list[str]):
+    policy = parse_private_targets("10.0.0.0/8,relay.internal")
+    check_url_target(f"http://{host}/hook", allow_private=policy)
+    check_resolved_addresses(host, addresses, allow_private=policy)
+
+
+def test_a_name_not_listed_is_judged_by_its_addresses() -> None:
+    policy = parse_private_targets("10.0.0.0/8,relay.internal")
+    check_resolved_addresses("db.internal", ["10.9.8.7"], allow_private=policy)
+    with pytest.raises(UnsafeTargetError) as excinfo:
+        check_resolved_addresses("localhost", ["127.0.0.1"], allow_private=policy)
+    assert str(excinfo.value) == (
+        "refusing to connect to localhost: it resolves to a non-public address (127.0.0.1); "
+        "add it to ALLOW_PRIVATE_WEBHOOK_TARGETS to allow it"
+    )
+
+
+def test_a_list_of_names_only_still_refuses_other_local_names_when_saved() -> None:
+    policy = parse_private_targets("relay.internal")
+    check_url_target("http://relay.internal/", allow_private=policy)
+    with pytest.raises(UnsafeTargetError, match="local host name; add it to ALLOW_PRIVATE"):
+        check_url_target("http://db.internal/", allow_private=policy)
+
+
+@pytest.mark.parametrize("setting", ["true", "169.254.169.254", "0.0.0.0/0,::/0"])
+def test_the_metadata_name_is_refused_when_connecting_unless_listed(setting: str) -> None:
+    with pytest.raises(UnsafeTargetError, match="cloud metadata host name"):
+        check_resolved_addresses(
+            "metadata.google.internal", ["8.8.8.8"], allow_private=parse_private_targets(setting)
+        )
+    listed = parse_private_targets("metadata.google.internal")
+    check_resolved_addresses("metadata.google.internal", ["169.254.169.254"], allow_private=listed)
+
+
+def test_a_bool_is_the_older_form_of_the_policy() -> None:
+    assert PrivateTargets.of(False) is PUBLIC_ONLY
+    assert PrivateTargets.of(True) is ANY_TARGET  # no limit at all: a check of the form only
+    assert PrivateTargets.of(ALL_PRIVATE) is ALL_PRIVATE
+    for url in (
+        "http://169.254.169.254/",
+        "http://[fd00:ec2::254]/",
+        "http://metadata.google.internal/",
+    ):
+        check_url_target(url, allow_private=True)
+    check_resolved_addresses("metadata.google.internal", ["169.254.169.254"], allow_private=True)
+
+
+# ------------------------------------------------------------- parsing the setting
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (False, PUBLIC_ONLY),
+        (True, ALL_PRIVATE),
+        ("false", PUBLIC_ONLY),
+        ("  FALSE ", PUBLIC_ONLY),
+        ("0", PUBLIC_ONLY),
+        ("no", PUBLIC_ONLY),
+        ("", PUBLIC_ONLY),
+        ("true", ALL_PRIVATE),
+        ("True", ALL_PRIVATE),
+        ("1", ALL_PRIVATE),
+        ("yes", ALL_PRIVATE),
+        (
+            "127.0.0.1/32, 10.0.0.0/8 ,fd00::/8,Relay.Internal.",
+            PrivateTargets(
+                networks=(
+                    ipaddress.ip_network("127.0.0.1/32"),
+                    ipaddress.ip_network("10.0.0.0/8"),
+                    ipaddress.ip_network("fd00::/8"),
+                ),
+                hosts=frozenset({"relay.internal"}),
+            ),
+        ),
+        (
+            "192.168.1.20,FD00::1,,",
+            PrivateTargets(
+                networks=(
+                    ipaddress.ip_network("192.168.1.20/32"),
+                    ipaddress.ip_network("fd00::1/128"),
+                )
+            ),
+        ),
+        (
+            "hooks_relay,my-relay.corp",
+            PrivateTargets(hosts=frozenset({"hooks_relay", "my-relay.corp"})),
+        ),
+    ],
+)
+def test_parse_private_targets(value: bool | str, expected: PrivateTargets) -> None:
+    assert parse_private_targets(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "culprit"),
+    [
+        ("10.0.0.0/33", "'10.0.0.0/33'"),
+        ("10.0.0.1/8", "has host bits set"),
+        ("10.0.0.0/8,300.1.2.3", "'300.1.2.3'"),
+        ("2130706433", "'2130706433'"),
+        ("0x7f.1", "'0x7f.1'"),
+        ("127.1", "'127.1'"),
+        ("fd00::/129", "'fd00::/129'"),
+        ("[::1]", "'[::1]'"),
+        ("*.internal", "no wildcards"),
+        ("relay..internal", "'relay..internal'"),
+        ("-relay.internal", "'-relay.internal'"),
+        ("relay internal", "'relay internal'"),
+        ("relay\n.internal", "no wildcards"),
+        ("http://relay.internal/", "'http://relay.internal/'"),
+        ("true,10.0.0.0/8", "'true' cannot be part of a list"),
+        ("10.0.0.0/8;192.168.0.0/16", "'10.0.0.0/8;192.168.0.0/16'"),
+        ("r\u00e9lay.internal", "exact ASCII names"),
+    ],
+)
+def test_parse_private_targets_refuses_malformed_values(value: str, culprit: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        parse_private_targets(value)
+    assert str(excinfo.value).startswith("ALLOW_PRIVATE_WEBHOOK_TARGETS")
+    assert culprit in str(excinfo.value)
+
+
+def test_parse_private_targets_refuses_other_types() -> None:
+    with pytest.raises(ValueError, match=r"^ALLOW_PRIVATE_WEBHOOK_TARGETS must be"):
+        parse_private_targets(1.5)  # type: ignore[arg-type]

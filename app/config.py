@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     log_retention_days: int = Field(default=90, ge=0)
     startup_database_wait_seconds: float = Field(default=60.0, ge=0)
     discord_extra_hosts: str = ""
+    verify_discord_webhooks: bool = True
     alert_webhook_url: str | None = None
     cors_allow_origins: str = ""
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)

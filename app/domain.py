@@ -16,6 +16,7 @@ class Trigger(StrEnum):
     CATCHUP = "catchup"  # an occurrence missed while no scheduler ran
     MANUAL = "manual"  # POST /tasks/{id}/execute
     PROBE = "probe"  # the health ladder checks whether a switched-off task can resume
+    DELETE = "delete"  # a Discord message posted `delete_after_seconds` ago is deleted
 
 
 class LogStatus(StrEnum):
@@ -29,3 +30,11 @@ class Catchup(StrEnum):
     LATEST = "latest"  # one run for everything missed
     NONE = "none"  # skip what was missed
     ALL = "all"  # every missed occurrence (at most 100)
+
+
+class DiscordMode(StrEnum):
+    """What each run of a task with a Discord webhook does with its message."""
+
+    POST = "post"  # a new message each time
+    EDIT = "edit"  # one message kept up to date: the first run posts, later runs edit it
+    REPLACE = "replace"  # the previous message is deleted, then a new one posted

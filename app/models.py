@@ -18,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -103,6 +104,12 @@ class Task(Base):
     resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Templates and Discord's message modes.
+    template: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    discord_mode: Mapped[str] = mapped_column(String(16), default="post", server_default="post")
+    delete_after_seconds: Mapped[int | None] = mapped_column(Integer)
+    discord_message_id: Mapped[str | None] = mapped_column(String(32))
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_tasks_created_at_id", "created_at", "id"),)
 
@@ -153,6 +160,8 @@ class Occurrence(Base):
     rate_limit_wait_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    run_number: Mapped[int | None] = mapped_column(Integer)  # the task's n-th occurrence
+    message_id: Mapped[str | None] = mapped_column(String(32))  # what a deletion deletes
 
     __table_args__ = (UniqueConstraint("task_id", "scheduled_for"),)
 

@@ -28,11 +28,11 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from app.delivery.guard import UnsafeTargetError, check_url_target
-from app.domain import Catchup, LogStatus, TaskStatus, Trigger
+from app.domain import Catchup, DiscordMode, LogStatus, TaskStatus, Trigger
 from app.scheduling.schedules import ScheduleError, parse_schedule, parse_timezone
 from app.text import is_storable
 
-__all__ = ["Catchup", "LogStatus", "TaskStatus", "Trigger"]
+__all__ = ["Catchup", "DiscordMode", "LogStatus", "TaskStatus", "Trigger"]
 
 MAX_URL_LENGTH = 2048
 MAX_NAME_LENGTH = 200
@@ -54,6 +54,7 @@ READ_ONLY_TASK_FIELDS = frozenset(
         "status_reason",
         "status_changed_at",
         "resume_at",
+        "discord_message_id",
         "logs",
     }
 )
@@ -192,6 +193,20 @@ AUTO_RESUME_DESCRIPTION = (
     "(AUTO_RESUME_FIRST_SECONDS later, doubling up to AUTO_RESUME_MAX_SECONDS)"
 )
 
+TEMPLATE_DESCRIPTION = (
+    "render every string of the payload with Jinja2 at send time: names task.id, task.name, "
+    "task.timezone, scheduled_for, occurrence_id, attempt, run_number, next_run_at; filters "
+    'discord("R"), local("%H:%M"), iso'
+)
+MODE_DESCRIPTION = (
+    "Discord webhooks only: post (a new message each run), edit (one message kept up to date), "
+    "replace (delete the previous message, then post)"
+)
+DELETE_DESCRIPTION = (
+    "Discord webhooks only: delete each posted message this long after (1 s - 14 days)"
+)
+DeleteAfter = Annotated[int, Field(ge=1, le=14 * 86_400)]
+
 TASK_EXAMPLE = {
     "name": "Daily stand-up reminder",
     "schedule": "0 9 * * MON-FRI",
@@ -224,6 +239,9 @@ class TaskCreate(BaseModel):
     max_retry: MaxRetry = 3
     status: TaskStatus = TaskStatus.ACTIVE
     auto_resume: bool = Field(default=True, description=AUTO_RESUME_DESCRIPTION)
+    template: bool = Field(default=False, description=TEMPLATE_DESCRIPTION)
+    discord_mode: DiscordMode = Field(default=DiscordMode.POST, description=MODE_DESCRIPTION)
+    delete_after_seconds: DeleteAfter | None = Field(default=None, description=DELETE_DESCRIPTION)
 
     _read_only = _without(READ_ONLY_TASK_FIELDS)
     _null_payload = field_validator("payload", mode="before")(_null_payload_is_empty)
@@ -238,6 +256,8 @@ REQUIRED_TASK_FIELDS = (
     "max_retry",
     "status",
     "auto_resume",
+    "template",
+    "discord_mode",
 )
 
 
@@ -258,6 +278,9 @@ class TaskUpdate(BaseModel):
     max_retry: MaxRetry | Absent = None
     status: TaskStatus | Absent = None
     auto_resume: bool | Absent = Field(default=None, description=AUTO_RESUME_DESCRIPTION)
+    template: bool | Absent = Field(default=None, description=TEMPLATE_DESCRIPTION)
+    discord_mode: DiscordMode | Absent = Field(default=None, description=MODE_DESCRIPTION)
+    delete_after_seconds: DeleteAfter | None = Field(default=None, description=DELETE_DESCRIPTION)
 
     _read_only = _without(READ_ONLY_TASK_FIELDS)
     _refuse_null = field_validator(*REQUIRED_TASK_FIELDS, mode="before")(_refuse_null)
@@ -273,6 +296,10 @@ TASK_READ_EXAMPLE = TASK_EXAMPLE | {
     "status_changed_at": "2026-11-20T10:00:00Z",
     "auto_resume": True,
     "resume_at": None,
+    "template": False,
+    "discord_mode": "post",
+    "delete_after_seconds": None,
+    "discord_message_id": "1300000000000000001",
     "next_run_at": "2026-12-01T08:00:00Z",
     "last_run_at": "2026-11-30T08:00:00.012000Z",
     "last_status": "success",
@@ -305,6 +332,12 @@ class TaskRead(BaseModel):
     auto_resume: bool
     resume_at: datetime | None = Field(
         description="when a task switched off by transient failures is tried again"
+    )
+    template: bool
+    discord_mode: DiscordMode
+    delete_after_seconds: int | None
+    discord_message_id: str | None = Field(
+        description="the Discord message the task posted or edited last"
     )
     next_run_at: datetime | None
     last_run_at: datetime | None
@@ -488,3 +521,21 @@ class NextRuns(BaseModel):
     task_id: uuid.UUID
     timezone: str
     next_runs: list[NextRun]
+
+
+class Preview(BaseModel):
+    """What the next occurrence would send."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "scheduled_for": "2026-12-01T08:00:00Z",
+                    "payload": {"content": "Stand-up <t:1764576000:R>"},
+                }
+            ]
+        }
+    )
+
+    scheduled_for: datetime | None = Field(description="null: the task has no next occurrence")
+    payload: Annotated[dict[str, Any], WithJsonSchema(PAYLOAD_SCHEMA)]

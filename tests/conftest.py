@@ -111,4 +111,6 @@ def settings(database_url: str) -> Settings:
         api_token=TEST_TOKEN,
         scheduler_enabled=False,
         allow_private_webhook_targets=False,
+        # No test reaches discord.com; the save-time check is tested against the receiver.
+        verify_discord_webhooks=False,
     )

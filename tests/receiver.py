@@ -92,6 +92,7 @@ class WebhookReceiver:
         self.requests: list[Received] = []
         self._scripts: dict[str, list[Answer]] = {}
         self._get_scripts: dict[str, list[Answer]] = {}
+        self.messages: dict[str, object] = {}  # the messages the webhooks posted, by id
         self._buckets: dict[str, dict] = {}
         self._over_limit: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -228,6 +229,25 @@ class WebhookReceiver:
         body = {"id": webhook_id, "type": 1, "channel_id": "1", "name": "receiver"}
         return Answer(200, body)
 
+    def _remember(self, answer: Answer) -> None:
+        """A 200 with a message (a `?wait=true` POST): the message exists until deleted."""
+        if answer.status == 200 and isinstance(answer.body, dict) and "id" in answer.body:
+            with self._lock:
+                self.messages[str(answer.body["id"])] = answer.body
+
+    def _message_answer(self, method: str, message_id: str, body: object) -> Answer:
+        """PATCH or DELETE of a message: 404 Unknown Message unless it exists."""
+        with self._lock:
+            message = self.messages.get(message_id)
+            if message is None:
+                return Answer(404, {"message": "Unknown Message", "code": 10008})
+            if method == "DELETE":
+                del self.messages[message_id]
+                return Answer(204)
+            edited = dict(message) | (body if isinstance(body, dict) else {})
+            self.messages[message_id] = edited
+            return Answer(200, edited)
+
     def _record(self, received: Received) -> None:
         with self._changed:
             self.requests.append(received)
@@ -255,7 +275,30 @@ class WebhookReceiver:
                 receiver._record(Received(arrived, webhook_id, parts.path, query, headers, body))
                 answer = receiver._next_answer(webhook_id, query.get("wait") == ["true"])
                 answer = receiver._bucket_answer(webhook_id, answer)
+                receiver._remember(answer)
                 self._answer(answer)
+
+            def do_PATCH(self) -> None:
+                self._on_message("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._on_message("DELETE")
+
+            def _on_message(self, method: str) -> None:
+                parts = urlsplit(self.path)
+                segments = parts.path.strip("/").split("/")
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                body = json.loads(raw) if raw else None
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                webhook_id = segments[2] if len(segments) >= 3 else ""
+                got = Received(
+                    datetime.now(UTC), webhook_id, parts.path, parse_qs(parts.query), headers,
+                    body, method,
+                )  # fmt: skip
+                receiver._record(got)
+                message_id = segments[-1] if "messages" in segments else ""
+                self._answer(receiver._message_answer(method, message_id, body))
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)

@@ -2,17 +2,20 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Authorized, SessionDep, SettingsDep
 from app.api.ids import parse_id
 from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED, TOO_LARGE
+from app.api.webhooks import verify_discord_webhook
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
     ExecuteAccepted,
     Message,
     NextRun,
     NextRuns,
+    Preview,
     TaskCreate,
     TaskList,
     TaskRead,
@@ -35,9 +38,13 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="rows to return (1-1000)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRead, responses=TOO_LARGE)
-def create_task(data: TaskCreate, session: SessionDep, settings: SettingsDep):
-    """Create a task; 201 with the task and its first `next_run_at`."""
-    return service.create_task(session, data=data, settings=settings)
+async def create_task(
+    data: TaskCreate, session: SessionDep, settings: SettingsDep, request: Request
+):
+    """Create a task; 201 with the task and its first `next_run_at`. A Discord webhook is
+    checked first (VERIFY_DISCORD_WEBHOOKS): one that does not exist is 422."""
+    await verify_discord_webhook(request, data.webhook_url)
+    return await run_in_threadpool(service.create_task, session, data=data, settings=settings)
 
 
 @router.get("", response_model=TaskList)
@@ -84,10 +91,18 @@ def get_task(task_id: str, session: SessionDep):
     response_model=TaskRead,
     operation_id="patch_task",
 )
-def update_task(task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep):
-    """Partial update: only the fields given change; an explicit null on a required one is 422."""
-    return service.update_task(
-        session, task_id=parse_id(task_id, "Task"), data=data, settings=settings
+async def update_task(
+    task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep, request: Request
+):
+    """Partial update: only the fields given change; an explicit null on a required one is 422.
+    A changed Discord webhook URL is checked as on create."""
+    the_id = parse_id(task_id, "Task")
+    if data.webhook_url is not None:
+        current = await run_in_threadpool(service.get_task, session, the_id)
+        if current.webhook_url != data.webhook_url:
+            await verify_discord_webhook(request, data.webhook_url)
+    return await run_in_threadpool(
+        service.update_task, session, task_id=the_id, data=data, settings=settings
     )
 
 
@@ -127,6 +142,13 @@ def resume_task(task_id: str, session: SessionDep):
     """Make the task active; its next run is computed from now (runs missed while paused are
     not caught up). A one-time task whose run_at has passed runs at once."""
     return service.resume_task(session, task_id=parse_id(task_id, "Task"))
+
+
+@router.post("/{task_id}/preview", responses=NOT_FOUND, response_model=Preview)
+def preview_task(task_id: str, session: SessionDep):
+    """The payload as the next occurrence would send it (a template rendered for it)."""
+    at, payload = service.preview_task(session, task_id=parse_id(task_id, "Task"))
+    return Preview(scheduled_for=at, payload=payload)
 
 
 @router.get("/{task_id}/next-runs", responses=NOT_FOUND, response_model=NextRuns)

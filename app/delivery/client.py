@@ -77,13 +77,28 @@ class WebhookClient:
 
     async def post(self, url: str, payload: object, headers: dict[str, str]) -> Answer:
         """One POST of `payload` as JSON; the caller bounds it with a deadline."""
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", **headers}
-        return await self._request("POST", url, data=body, headers=headers)
+        return await self.request("POST", url, payload, headers)
 
     async def get(self, url: str) -> Answer:
         """One GET (a health probe that sends nothing); the caller bounds it with a deadline."""
-        return await self._request("GET", url)
+        return await self.request("GET", url)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        payload: object | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """One request, with `payload` (if any) as JSON; the caller bounds it with a deadline."""
+        options: dict[str, Any] = {"headers": headers or {}}
+        if payload is not None:
+            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            options = {
+                "data": body,
+                "headers": {"Content-Type": "application/json"} | (headers or {}),
+            }
+        return await self._request(method, url, **options)
 
     async def _request(self, method: str, url: str, **options: Any) -> Answer:
         refuse_private_literal(url, allow_private=self._targets)

@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,10 +25,16 @@ from typing import Protocol
 import aiohttp
 
 from app.delivery.client import Answer
-from app.delivery.discord import is_discord_webhook_url, webhook_id, with_wait_true
+from app.delivery.discord import (
+    DiscordPacer,
+    is_discord_webhook_url,
+    retry_after_seconds,
+    webhook_id,
+)
+from app.delivery.discord.messages import Call, delete_message, run_mode
 from app.delivery.guard import PrivateTargets, UnsafeTargetError, check_url_target
 from app.delivery.outcome import Outcome, OutcomeKind
-from app.delivery.pacing import DiscordPacer, retry_after_seconds
+from app.domain import DiscordMode
 from app.text import scrub, scrub_optional
 
 # Pacing waits up to this long in place; longer, the occurrence is rescheduled instead.
@@ -49,6 +55,14 @@ class PostClient(Protocol):
 
     async def get(self, url: str) -> Answer: ...
 
+    async def request(
+        self,
+        method: str,
+        url: str,
+        payload: object | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer: ...
+
     async def close(self) -> None: ...
 
 
@@ -59,6 +73,8 @@ class Delivery:
     url: str
     payload: dict
     headers: dict[str, str] = field(default_factory=dict)
+    mode: DiscordMode = DiscordMode.POST  # Discord webhooks only
+    message_id: str | None = None  # the message a Discord `edit` or `replace` acts on
 
 
 class Sender:
@@ -96,8 +112,38 @@ class Sender:
             return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"refused: {exc}")
         if not is_discord_webhook_url(url, self._discord_hosts):
             async with slot or contextlib.nullcontext():
-                return await self._attempt(url, delivery, webhook=None)
-        url = with_wait_true(url)
+                return await self._attempt(
+                    lambda: self._client.post(url, delivery.payload, delivery.headers)
+                )
+        call = self._discord_call(url, delivery.headers)
+        return await self._paced(
+            url,
+            lambda: run_mode(
+                call, url, delivery.payload, mode=delivery.mode, message_id=delivery.message_id
+            ),
+            slot=slot,
+        )
+
+    async def delete_message(self, url: str, message_id: str) -> Outcome:
+        """Delete a message a Discord webhook posted (already gone counts as deleted)."""
+        try:
+            check_url_target(url, allow_private=self._targets)
+        except UnsafeTargetError as exc:
+            return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"refused: {exc}")
+        call = self._discord_call(url, {})
+        outcome = await self._paced(url, lambda: delete_message(call, url, message_id))
+        if outcome.success:
+            outcome = replace(outcome, message=f"Discord message {message_id} deleted")
+        return outcome
+
+    async def _paced(
+        self,
+        url: str,
+        request: Callable[[], Awaitable[Answer]],
+        *,
+        slot: AbstractAsyncContextManager | None = None,
+    ) -> Outcome:
+        """Requests to a Discord webhook, in its turn under Discord's rate limits."""
         webhook = webhook_id(url)
         wait = await self._pacer.wait_turn(webhook, max_wait=INLINE_PACING_SECONDS)
         if wait is not None:
@@ -108,9 +154,25 @@ class Sender:
             )
         try:
             async with slot or contextlib.nullcontext():
-                return await self._attempt(url, delivery, webhook=webhook)
+                return await self._attempt(request)
         finally:
             self._pacer.finished(webhook)
+
+    def _discord_call(self, url: str, headers: dict[str, str]) -> Call:
+        """One request to a Discord webhook, its answer shown to the pacer."""
+        webhook = webhook_id(url)
+
+        async def call(method: str, target: str, payload: object | None) -> Answer:
+            if method == "POST":
+                answer = await self._client.post(target, payload, headers)
+            else:
+                answer = await self._client.request(method, target, payload, headers)
+            self._pacer.observe(
+                webhook, status=answer.status, headers=answer.headers, body=_json(answer.body)
+            )
+            return answer
+
+        return call
 
     async def probe(self, url: str) -> Outcome:
         """Whether a switched-off task's webhook is back. A Discord webhook is asked with GET,
@@ -134,25 +196,20 @@ class Sender:
         outcome = classify_probe(answer.status, body=answer.body, duration_ms=_elapsed_ms(started))
         return replace(outcome, sent_at=sent_at)
 
-    async def _attempt(self, url: str, delivery: Delivery, *, webhook: str | None) -> Outcome:
-        """One POST within the total deadline, classified."""
+    async def _attempt(self, request: Callable[[], Awaitable[Answer]]) -> Outcome:
+        """The request(s) of one attempt within the total deadline, classified."""
         sent_at = self._clock()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                answer = await self._client.post(url, delivery.payload, delivery.headers)
+                answer = await request()
         except Exception as exc:  # every failure becomes an outcome
             return replace(self._failure_from(exc, started), sent_at=sent_at)
-        document = _json(answer.body)
-        if webhook is not None:
-            self._pacer.observe(
-                webhook, status=answer.status, headers=answer.headers, body=document
-            )
         outcome = classify(
             answer.status,
             headers=answer.headers,
             body=answer.body,
-            document=document,
+            document=_json(answer.body),
             duration_ms=_elapsed_ms(started),
         )
         return replace(outcome, sent_at=sent_at)

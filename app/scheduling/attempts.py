@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from app.delivery.outcome import Outcome, OutcomeKind
-from app.domain import LogStatus, TaskStatus, Trigger
+from app.domain import DiscordMode, LogStatus, TaskStatus, Trigger
 from app.scheduling.ladder import HEALTHY, Ladder, ResumePolicy, climb
 
 JITTER_FRACTION = 0.10
@@ -91,6 +91,14 @@ class Job:
     task_name: str
     task_version: datetime  # the task's updated_at when claimed: changed since means edited
     lease_expires_at: datetime
+    timezone: str = "UTC"
+    template: bool = False
+    run_number: int | None = None  # the task's n-th occurrence (scheduled and catch-up runs)
+    next_run_at: datetime | None = None  # the schedule's next fire time after this one
+    discord_mode: DiscordMode = DiscordMode.POST
+    discord_message_id: str | None = None  # the task's last message, when claimed
+    delete_after_seconds: int | None = None
+    message_id: str | None = None  # what a DELETE occurrence deletes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +186,7 @@ class TaskChange:
     status_reason: str | None = None
     ladder: Ladder | None = None  # None: unchanged
     reschedule: bool = False
+    discord_message_id: str | None = None  # None: unchanged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,6 +199,7 @@ class Decision:
     task: TaskChange | None = None
     last_run: bool = False  # the attempt is the task's latest: set last_run_at / last_status
     alert: Alert | None = None
+    delete_message_at: datetime | None = None  # a DELETE occurrence for the posted message
 
 
 def decide(
@@ -217,15 +227,30 @@ def decide(
     step, message, change = _next_step(
         attempt, task, occurrence, now=now, policy=policy, jitter=jitter
     )
-    decision = Decision(
-        step=step,
-        log=LogEntry(status=status, message=message),
-        occurrence=change,
-        last_run=latest,
-    )
+    log = LogEntry(status=status, message=message)
+    if attempt.job.trigger is Trigger.DELETE:  # housekeeping: never a run of the task
+        return Decision(step=step, log=log, occurrence=change)
+    decision = Decision(step=step, log=log, occurrence=change, last_run=latest)
     if change.finished:
-        return _finish(decision, attempt, task, now=now, policy=policy)
-    return decision
+        decision = _finish(decision, attempt, task, now=now, policy=policy)
+    return _keep_message(decision, attempt)
+
+
+def _keep_message(decision: Decision, attempt: Attempt) -> Decision:
+    """A Discord message posted or edited: the task keeps its id, and its deletion is due
+    `delete_after_seconds` later."""
+    job, outcome = attempt.job, attempt.outcome
+    if not outcome.success or outcome.message_id is None:
+        return decision
+    change = decision.task or TaskChange()
+    delete_at = None
+    if job.delete_after_seconds and outcome.message_id != job.discord_message_id:
+        delete_at = attempt.started_at + timedelta(seconds=job.delete_after_seconds)
+    return replace(
+        decision,
+        task=replace(change, discord_message_id=outcome.message_id),
+        delete_message_at=delete_at,
+    )
 
 
 def _deferred(outcome: Outcome, occurrence: OccurrenceState | None, *, now: datetime) -> Decision:

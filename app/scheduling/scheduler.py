@@ -31,13 +31,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.delivery.sender import Delivery, Sender
+from app.delivery.outcome import Outcome
+from app.delivery.sender import Sender
 from app.domain import Trigger
 from app.metrics import Metrics
 from app.models import utc_now
 from app.scheduling.alerts import Alerter
 from app.scheduling.attempts import Attempt, Decision, Job, RetryPolicy
 from app.scheduling.ladder import ResumePolicy
+from app.scheduling.outgoing import delivery_for
 from app.scheduling.recorder import SOON_AGAIN, Recorder
 from app.scheduling.store import OccurrenceStore
 from app.scheduling.wakeup import PostgresWakeListener
@@ -79,17 +81,6 @@ def _describe(exc: BaseException) -> str:
     """A short name for a database error, without connection details or SQL."""
     original = getattr(exc, "orig", None)
     return type(original or exc).__name__
-
-
-def occurrence_headers(job: Job) -> dict[str, str]:
-    """Headers that identify the occurrence, constant across retries, so receivers can dedupe."""
-    return {
-        "Idempotency-Key": str(job.occurrence_id),
-        "X-Insignia-Task-Id": str(job.task_id),
-        "X-Insignia-Scheduled-For": job.scheduled_for.isoformat().replace("+00:00", "Z"),
-        "X-Insignia-Attempt": str(job.attempt + 1),
-        "X-Insignia-Trigger": job.trigger.value,
-    }
 
 
 class Scheduler:
@@ -164,6 +155,11 @@ class Scheduler:
             self._listener = PostgresWakeListener(self._engine, self.wake)
         self._main = asyncio.create_task(self._run(), name="scheduler")
         logger.info("scheduler started", extra={"owner": self.owner})
+
+    @property
+    def sender(self) -> Sender:
+        """The process's delivery sender (its HTTP client and Discord pacing)."""
+        return self._sender
 
     @property
     def looping(self) -> bool:
@@ -419,14 +415,7 @@ class Scheduler:
             logger.exception("delivery crashed", extra=_job_fields(job))
 
     async def _deliver_once(self, job: Job) -> None:
-        if job.trigger is Trigger.PROBE:
-            async with self._sending_slot(job):
-                outcome = await self._sender.probe(job.webhook_url)
-        else:
-            delivery = Delivery(
-                url=job.webhook_url, payload=job.payload, headers=occurrence_headers(job)
-            )
-            outcome = await self._sender.send(delivery, slot=self._sending_slot(job))
+        outcome = await self._attempt(job)
         sent_at = outcome.sent_at + self._offset if outcome.sent_at else self.now()
         if self._metrics is not None and not outcome.deferred:
             self._metrics.delivery_duration.observe(outcome.duration_ms / 1000)
@@ -434,6 +423,20 @@ class Scheduler:
                 lateness = (sent_at - job.scheduled_for).total_seconds()
                 self._metrics.firing_lateness.labels(job.trigger.value).observe(max(0.0, lateness))
         self._recorder.put(Attempt(job=job, outcome=outcome, started_at=sent_at))
+
+    async def _attempt(self, job: Job) -> Outcome:
+        """Make the job's request(s): a delivery, a health probe, or a message's deletion."""
+        match job.trigger:
+            case Trigger.PROBE:
+                async with self._sending_slot(job):
+                    return await self._sender.probe(job.webhook_url)
+            case Trigger.DELETE:
+                async with self._sending_slot(job):
+                    return await self._sender.delete_message(job.webhook_url, job.message_id or "")
+        prepared = delivery_for(job, discord_hosts=self._settings.discord_hosts)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return await self._sender.send(prepared, slot=self._sending_slot(job))
 
     @contextlib.asynccontextmanager
     async def _sending_slot(self, job: Job) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import transaction
-from app.domain import TaskStatus, Trigger
+from app.domain import DiscordMode, TaskStatus, Trigger
 from app.models import Occurrence, Task, TaskLog
 from app.scheduling.attempts import (
     Attempt,
@@ -38,7 +38,7 @@ from app.scheduling.attempts import (
     draw_jitter,
 )
 from app.scheduling.ladder import Ladder
-from app.scheduling.planner import DuePlan, Firing, next_run_after, plan_due
+from app.scheduling.planner import DuePlan, Firing, next_run_after, plan_due, upcoming_runs
 from app.scheduling.wakeup import request_wake
 from app.text import plain
 
@@ -71,6 +71,7 @@ _RECORD_TASK = _update_by_id(
     "failures",
     "failing_since",
     "status_changed_at",
+    "discord_message_id",
 )
 _RECORD_OCCURRENCE = _update_by_id(
     _OCCURRENCES,
@@ -83,11 +84,13 @@ _RECORD_OCCURRENCE = _update_by_id(
 _TASK_COLUMNS = ("id", "status", "status_reason", "schedule", "next_run_at", "updated_at")
 _TASK_COLUMNS += ("last_run_at", "last_status", "auto_resume", "resume_at", "failures")
 _TASK_COLUMNS += ("failing_since", "status_changed_at", "run_at", "timezone", "catchup")
-_TASK_COLUMNS += ("created_at",)
+_TASK_COLUMNS += ("created_at", "discord_message_id")
 
 
 # Occurrences that run for an inactive task: manual runs, and the ladder's probes.
-_FOR_INACTIVE_TASKS = frozenset({Trigger.MANUAL.value, Trigger.PROBE.value})
+_FOR_INACTIVE_TASKS = frozenset({Trigger.MANUAL.value, Trigger.PROBE.value, Trigger.DELETE.value})
+# What pausing a task does not cancel: a run asked for by hand, a message's deletion.
+_NOT_CANCELLED = frozenset({Trigger.MANUAL, Trigger.DELETE})
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class _TaskRow:
     changed: bool = False
     stopped: bool = False  # made inactive by this batch: its waiting occurrences are finished
     probe_at: datetime | None = None  # a probe occurrence to create
+    discord_message_id: str | None = None
 
 
 def database_now(session: Session) -> datetime:
@@ -298,9 +302,10 @@ def cancel_pending(
     now: datetime,
     triggers: Collection[Trigger] | None = None,
 ) -> None:
-    """Finish the tasks' waiting occurrences (not manual runs, not ones in flight; only those of
-    `triggers` when given): an inactive task sends nothing more on its schedule."""
-    kinds = triggers or [trigger for trigger in Trigger if trigger is not Trigger.MANUAL]
+    """Finish the tasks' waiting occurrences (not manual runs or message deletions, not ones in
+    flight; only those of `triggers` when given): an inactive task sends nothing more on its
+    schedule."""
+    kinds = triggers or [trigger for trigger in Trigger if trigger not in _NOT_CANCELLED]
     session.execute(
         update(Occurrence)
         .where(
@@ -336,10 +341,11 @@ def _claim_due_tasks(
     advanced: list[dict] = []
     for task in session.execute(query).all():
         plan = _plan(task, now=now, grace=grace)
-        advanced.append(_advance(task, plan, now=now))
-        for firing in plan.firings:
+        advanced.append(_advance(task, plan, now=now) | {"_runs": task.runs + len(plan.firings)})
+        for number, firing in enumerate(plan.firings, start=task.runs + 1):
             row = _occurrence(task.id, firing, leased_to=owner if len(rows) < limit else None)
             row |= {"available_at": until if row["lease_owner"] else now, "created_at": now}
+            row["run_number"] = number
             by_id[row["id"]] = task
             rows.append(row)
     if advanced:
@@ -348,7 +354,7 @@ def _claim_due_tasks(
         return []
     inserted = _insert_new_occurrences(session, rows)
     return [
-        _job(by_id[row["id"]], row["id"], row["scheduled_for"], row["trigger"], 0, until)
+        _job(by_id[row["id"]], SimpleNamespace(**row), until)
         for row in rows
         if row["id"] in inserted and row["lease_owner"] == owner
     ]
@@ -364,6 +370,8 @@ def _occurrence(task_id: uuid.UUID, firing: Firing, *, leased_to: str | None) ->
         "attempt": 0,
         "lease_owner": leased_to,
         "rate_limit_wait_seconds": 0.0,
+        "run_number": None,
+        "message_id": None,
     }
 
 
@@ -431,41 +439,45 @@ def _claim_available(
             continue
         occurrence.available_at = until
         occurrence.lease_owner = owner
-        jobs.append(
-            _job(
-                task,
-                occurrence.id,
-                occurrence.scheduled_for,
-                occurrence.trigger,
-                occurrence.attempt,
-                until,
-            )
-        )
+        jobs.append(_job(task, occurrence, until))
     session.flush()
     return jobs
 
 
-def _job(
-    task: Any,  # a Task, or a row of the tasks table
-    occurrence_id: uuid.UUID,
-    scheduled_for: datetime,
-    trigger: str,
-    attempt: int,
-    until: datetime,
-) -> Job:
+def _job(task: Any, occurrence: Any, until: datetime) -> Job:
+    """The job for a leased occurrence (an Occurrence, or a row being inserted) of a task (a
+    Task, or a row of the tasks table)."""
     return Job(
-        occurrence_id=occurrence_id,
+        occurrence_id=occurrence.id,
         task_id=task.id,
-        scheduled_for=scheduled_for,
-        trigger=Trigger(trigger),
-        attempt=attempt,
+        scheduled_for=occurrence.scheduled_for,
+        trigger=Trigger(occurrence.trigger),
+        attempt=occurrence.attempt,
         webhook_url=task.webhook_url,
         payload=task.payload,
         max_retry=task.max_retry,
         task_name=task.name,
         task_version=task.updated_at,
         lease_expires_at=until,
+        timezone=task.timezone,
+        template=task.template,
+        run_number=occurrence.run_number,
+        next_run_at=_following(task, occurrence.scheduled_for) if task.template else None,
+        discord_mode=DiscordMode(task.discord_mode),
+        discord_message_id=task.discord_message_id,
+        delete_after_seconds=task.delete_after_seconds,
+        message_id=occurrence.message_id,
     )
+
+
+def _following(task: Any, scheduled_for: datetime) -> datetime | None:
+    """The schedule's fire time after `scheduled_for` (a template's `next_run_at`): the same
+    for every attempt of the occurrence."""
+    try:
+        following = upcoming_runs(task, after=scheduled_for, count=1)
+    except Exception:
+        return None
+    return following[0] if following else None
 
 
 # -- recording, in the record's transaction ------------------------------------------------------
@@ -499,6 +511,7 @@ def _task_row_from(row: Any) -> _TaskRow:
         status_reason=row.status_reason,
         last_status=row.last_status,
         status_changed_at=row.status_changed_at,
+        discord_message_id=row.discord_message_id,
     )
 
 
@@ -541,6 +554,8 @@ def _fold(row: _TaskRow, attempt: Attempt, decision: Decision, *, now: datetime)
         row.state = replace(row.state, status=change.status, next_run_at=None)
     if change.reschedule:
         row.state = replace(row.state, next_run_at=_next_run(row, now=now))
+    if change.discord_message_id is not None:
+        row.discord_message_id = change.discord_message_id
 
 
 def _next_run(row: _TaskRow, *, now: datetime) -> datetime | None:
@@ -585,8 +600,26 @@ def _write(
     if stopped:
         cancel_pending(session, task_ids=stopped, now=now)
     probes = [_probe_row(i, row.probe_at, now=now) for i, row in changed if row.probe_at]
-    if probes:  # after the cancellation, which must not finish them
-        _insert_new_occurrences(session, probes)
+    deletions = [
+        _deletion_row(attempt, decision, now=now)
+        for attempt, decision in zip(attempts, decisions, strict=True)
+        if decision.delete_message_at is not None
+    ]
+    if probes or deletions:  # after the cancellation, which must not finish them
+        _insert_new_occurrences(session, probes + deletions)
+
+
+def _deletion_row(attempt: Attempt, decision: Decision, *, now: datetime) -> dict:
+    """The occurrence that deletes the Discord message this attempt posted."""
+    at = decision.delete_message_at
+    assert at is not None
+    firing = Firing(scheduled_for=at, trigger=Trigger.DELETE.value)
+    row = _occurrence(attempt.job.task_id, firing, leased_to=None)
+    return row | {
+        "available_at": at,
+        "created_at": now,
+        "message_id": attempt.outcome.message_id,
+    }
 
 
 def _probe_row(task_id: uuid.UUID, at: datetime, *, now: datetime) -> dict:
@@ -639,4 +672,5 @@ def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> dict:
         "_failures": state.ladder.failures,
         "_failing_since": state.ladder.failing_since,
         "_status_changed_at": row.status_changed_at,
+        "_discord_message_id": row.discord_message_id,
     }

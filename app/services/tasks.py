@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.guard import UnsafeTargetError, check_url_target
-from app.domain import Trigger
+from app.domain import DiscordMode, Trigger
 from app.errors import Conflict, InvalidField, NotFound
 from app.models import Occurrence, Task, utc_now
 from app.scheduling.planner import next_run_after, upcoming_runs
@@ -20,6 +21,7 @@ from app.scheduling.store import cancel_pending
 from app.scheduling.wakeup import request_wake
 from app.schemas import UNREPRESENTABLE, TaskCreate, TaskUpdate
 from app.services.pages import Cursor, after_cursor, page_total
+from app.templates import TemplateContext, TemplateError, check_payload_template, render_payload
 
 PAUSED_REASON = "paused through the API"
 # Changing one of these (or the status) moves the task's next fire time.
@@ -239,7 +241,64 @@ def _check_task_fields(fields: dict[str, Any], *, settings: Settings) -> None:
         check_url_target(url, allow_private=settings.private_targets)
     except UnsafeTargetError as exc:
         raise InvalidField("webhook_url", str(exc)) from None
+    if fields["template"]:
+        problem = check_payload_template(fields["payload"])
+        if problem is not None:
+            raise InvalidField("payload", problem)
     if is_discord_webhook_url(url, settings.discord_hosts):
-        problems = validate_discord_payload(fields["payload"])
-        if problems:
-            raise InvalidField("payload", "; ".join(problems))
+        _check_discord_payload(fields)
+    else:
+        _refuse_discord_only_fields(fields)
+
+
+def _check_discord_payload(fields: dict[str, Any]) -> None:
+    """Discord's limits, on the payload as it would be sent (a template rendered for a sample
+    occurrence: its final length is checked again at send time)."""
+    payload = fields["payload"]
+    if fields["template"]:
+        try:
+            payload = render_payload(payload, sample_context(fields))
+        except TemplateError as exc:
+            raise InvalidField("payload", str(exc)) from None
+    problems = validate_discord_payload(payload)
+    if problems:
+        raise InvalidField("payload", "; ".join(problems))
+
+
+def _refuse_discord_only_fields(fields: dict[str, Any]) -> None:
+    if fields["discord_mode"] != DiscordMode.POST:
+        raise InvalidField("discord_mode", "only for Discord webhook URLs")
+    if fields["delete_after_seconds"] is not None:
+        raise InvalidField("delete_after_seconds", "only for Discord webhook URLs")
+
+
+def sample_context(fields: dict[str, Any], *, scheduled_for: datetime | None = None) -> Any:
+    """Template names for a preview (the next occurrence, or now): its first attempt."""
+    at = scheduled_for or utc_now()
+    return TemplateContext(
+        task_id=fields.get("id") or uuid.UUID(int=0),
+        task_name=fields["name"],
+        timezone=fields["timezone"],
+        scheduled_for=at,
+        occurrence_id=uuid.UUID(int=0),
+        attempt=1,
+        run_number=(fields.get("runs") or 0) + 1,
+        next_run_at=None,
+    )
+
+
+def preview_task(session: Session, *, task_id: uuid.UUID) -> tuple[datetime | None, dict]:
+    """The next occurrence's time (None: there is none) and the payload it would send."""
+    task = get_task(session, task_id)
+    upcoming = upcoming_runs(task, after=utc_now(), count=2)
+    at = task.next_run_at or (upcoming[0] if upcoming else None)
+    if not task.template:
+        return at, task.payload
+    fields = {column: getattr(task, column) for column in ("id", "name", "timezone", "runs")}
+    context = sample_context(fields, scheduled_for=at)
+    following = [t for t in upcoming if at is not None and t > at]
+    context = replace(context, next_run_at=following[0] if following else None)
+    try:
+        return at, render_payload(task.payload, context)
+    except TemplateError as exc:
+        raise InvalidField("payload", str(exc)) from None

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.delivery.pacing import DiscordPacer, retry_after_seconds
+from app.delivery.discord import DiscordPacer, retry_after_seconds
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""Discord webhook recognition, payload limits and URL helpers.
+"""Discord's limits on what a webhook may post, checked without sending anything.
 
 Pure functions, no I/O. The limits follow the Discord developer documentation
 (https://discord.com/developers/docs/resources/message and .../resources/webhook):
@@ -12,30 +12,9 @@ Pure functions, no I/O. The limits follow the Discord developer documentation
 Characters are counted as Python ``len()`` of the string. Validation never raises: type
 problems (``content`` not a string, an embed that is not an object, ...) are reported as
 messages, each starting with the JSON path of the offending part.
-
-Decision on ``http://``: a URL on a Discord host with a webhook path counts as a Discord
-webhook URL whatever its scheme is (http or https). It still carries the webhook token,
-so it must be redacted like any other, and payloads sent to it are subject to the same
-limits. Whether plain http is an acceptable target at all is not decided here.
 """
 
-from __future__ import annotations
-
-import re
-from collections.abc import Collection
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
-
-__all__ = [
-    "CONTENT_MAX",
-    "EMBEDS_MAX",
-    "EMBED_TOTAL_MAX",
-    "USERNAME_MAX",
-    "is_discord_webhook_url",
-    "validate_discord_payload",
-    "webhook_id",
-    "with_wait_true",
-]
 
 CONTENT_MAX = 2000
 USERNAME_MAX = 80
@@ -48,98 +27,13 @@ EMBED_FIELD_VALUE_MAX = 1024
 EMBED_FOOTER_TEXT_MAX = 2048
 EMBED_AUTHOR_NAME_MAX = 256
 EMBED_TOTAL_MAX = 6000
-
-DISCORD_HOSTS = frozenset(
-    f"{prefix}{domain}"
-    for domain in ("discord.com", "discordapp.com")
-    for prefix in ("", "ptb.", "canary.")
-)
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-
-# /api/webhooks/... or /api/v10/webhooks/...; group 1 is everything up to and including
-# "webhooks/", group 2 the rest ("{id}/{token}/...").
-_WEBHOOK_PATH = re.compile(r"^(/api/(?:v\d+/)?webhooks/)(.*)$", re.DOTALL)
+THREAD_NAME_MAX = 100
+APPLIED_TAGS_MAX = 5
 
 # Keys that make a message non-empty ("files" is the multipart upload, not a JSON key,
 # but callers may pass it along).
 _SENDABLE_KEYS = ("content", "embeds", "components", "files", "attachments", "sticker_ids", "poll")
 _LIST_KEYS = ("components", "files", "attachments", "sticker_ids")
-
-
-# --------------------------------------------------------------------------- URLs
-
-
-def _split(url: str) -> SplitResult | None:
-    """urlsplit that returns None instead of raising (bad IPv6 brackets, non-strings)."""
-    if not isinstance(url, str):
-        return None
-    try:
-        return urlsplit(url.strip())
-    except ValueError:
-        return None
-
-
-def _port(parts: SplitResult) -> int | None:
-    """The explicit port, None if absent, -1 if present but invalid."""
-    try:
-        return parts.port
-    except ValueError:
-        return -1
-
-
-def _is_discord_parts(parts: SplitResult, extra_hosts: Collection[str] = ()) -> bool:
-    if parts.scheme not in _DEFAULT_PORTS:
-        return False
-    host = (parts.hostname or "").lower()
-    if host.endswith("."):
-        host = host[:-1]
-    port = _port(parts)
-    if host in extra_hosts or (port is not None and f"{host}:{port}" in extra_hosts):
-        return _WEBHOOK_PATH.match(parts.path) is not None
-    if host not in DISCORD_HOSTS:
-        return False
-    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
-        return False
-    return _WEBHOOK_PATH.match(parts.path) is not None
-
-
-def is_discord_webhook_url(url: str, extra_hosts: Collection[str] = ()) -> bool:
-    """True if ``url`` is an http(s) URL on a Discord host with an ``/api[/vN]/webhooks/`` path.
-
-    ``extra_hosts`` (lower-case ``host`` or ``host:port``) are treated as Discord too: a
-    Discord-compatible relay, or a test double."""
-    parts = _split(url)
-    return parts is not None and _is_discord_parts(parts, extra_hosts)
-
-
-def webhook_id(url: str) -> str:
-    """The webhook's id segment of a Discord webhook URL ("" when there is none)."""
-    parts = _split(url)
-    match = _WEBHOOK_PATH.match(parts.path) if parts is not None else None
-    return match.group(2).split("/", 1)[0] if match else ""
-
-
-def with_wait_true(url: str) -> str:
-    """Return ``url`` with ``wait=true`` in its query, replacing any ``wait``; others kept."""
-    parts = urlsplit(url)
-    pieces: list[str] = []
-    placed = False
-    for piece in parts.query.split("&"):
-        if not piece:
-            continue
-        key = unquote(piece.split("=", 1)[0].replace("+", " "))
-        if key == "wait":
-            if not placed:  # replace the first wait= in place, drop any duplicates
-                pieces.append("wait=true")
-                placed = True
-            continue
-        pieces.append(piece)
-    if not placed:
-        pieces.append("wait=true")
-    return urlunsplit(parts._replace(query="&".join(pieces)))
-
-
-# ----------------------------------------------------------------------- payloads
 
 
 def _is_list(value: Any) -> bool:
@@ -235,6 +129,19 @@ def _check_fields(errors: list[str], path: str, fields: Any) -> int:
     return total
 
 
+def _check_forum_post(errors: list[str], payload: dict) -> None:
+    """`thread_name` (a new forum post) 1-100 characters; `applied_tags` at most 5 tag ids."""
+    if "thread_name" in payload:
+        _check_text(errors, "thread_name", payload["thread_name"], THREAD_NAME_MAX, required=True)
+    tags = payload.get("applied_tags")
+    if tags is None:
+        return
+    if not _is_list(tags) or not all(isinstance(tag, str | int) for tag in tags):
+        errors.append("applied_tags: must be a list of tag ids")
+    elif len(tags) > APPLIED_TAGS_MAX:
+        errors.append(f"applied_tags: at most {APPLIED_TAGS_MAX} tags (got {len(tags)})")
+
+
 def validate_discord_payload(payload: dict) -> list[str]:
     """Return the problems with a Discord execute-webhook payload; an empty list means valid."""
     if not isinstance(payload, dict):
@@ -243,6 +150,7 @@ def validate_discord_payload(payload: dict) -> list[str]:
 
     _check_text(errors, "content", payload.get("content"), CONTENT_MAX)
     _check_text(errors, "username", payload.get("username"), USERNAME_MAX)
+    _check_forum_post(errors, payload)
 
     embeds = payload.get("embeds")
     if embeds is not None:

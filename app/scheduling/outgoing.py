@@ -1,0 +1,58 @@
+"""What a job sends: its payload, rendered when the task is a template, checked against
+Discord's limits after rendering, with the headers that identify the occurrence."""
+
+from collections.abc import Collection
+
+from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
+from app.delivery.outcome import Outcome, OutcomeKind
+from app.delivery.sender import Delivery
+from app.scheduling.attempts import Job
+from app.templates import TemplateContext, TemplateError, render_payload
+
+
+def occurrence_headers(job: Job) -> dict[str, str]:
+    """Headers that identify the occurrence, constant across retries, so receivers can dedupe."""
+    return {
+        "Idempotency-Key": str(job.occurrence_id),
+        "X-Insignia-Task-Id": str(job.task_id),
+        "X-Insignia-Scheduled-For": job.scheduled_for.isoformat().replace("+00:00", "Z"),
+        "X-Insignia-Attempt": str(job.attempt + 1),
+        "X-Insignia-Trigger": job.trigger.value,
+    }
+
+
+def template_context(job: Job) -> TemplateContext:
+    """The names a template sees for this job (the same for every attempt but `attempt`)."""
+    return TemplateContext(
+        task_id=job.task_id,
+        task_name=job.task_name,
+        timezone=job.timezone,
+        scheduled_for=job.scheduled_for,
+        occurrence_id=job.occurrence_id,
+        attempt=job.attempt + 1,
+        run_number=job.run_number or 1,
+        next_run_at=job.next_run_at,
+    )
+
+
+def delivery_for(job: Job, *, discord_hosts: Collection[str] = ()) -> Delivery | Outcome:
+    """The request to make for this job, or the permanent failure that stops it unsent (a
+    template that cannot be rendered, a rendered Discord payload over Discord's limits)."""
+    payload = job.payload
+    if job.template:
+        try:
+            payload = render_payload(job.payload, template_context(job))
+        except TemplateError as exc:
+            return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"template: {exc}")
+        if is_discord_webhook_url(job.webhook_url, discord_hosts):
+            problems = validate_discord_payload(payload)
+            if problems:
+                message = "rendered payload over Discord's limits: " + "; ".join(problems)
+                return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=message[:1000])
+    return Delivery(
+        url=job.webhook_url,
+        payload=payload,
+        headers=occurrence_headers(job),
+        mode=job.discord_mode,
+        message_id=job.discord_message_id,
+    )

@@ -19,6 +19,7 @@ from app.delivery.guard import (
     PrivateTargets,
     parse_private_targets,
 )
+from app.delivery.signing import is_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///./insignia.db"
 MIN_TOKEN_LENGTH = 16
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     startup_database_wait_seconds: float = Field(default=60.0, ge=0)
     discord_extra_hosts: str = ""
     verify_discord_webhooks: bool = True
+    webhook_signing_secret: SecretStr | None = None
     alert_webhook_url: str | None = None
     cors_allow_origins: str = ""
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
@@ -86,6 +88,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_url_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_signing_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_signing_secret")
+    @classmethod
+    def _signing_secret_form(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_secret(value.get_secret_value()):
+            raise ValueError(
+                "WEBHOOK_SIGNING_SECRET must be whsec_ followed by base64 of at least 16 bytes; "
+                "generate one with: python -c 'import base64, secrets; "
+                'print("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())\''
+            )
+        return value
 
     @field_validator("api_token", mode="before")
     @classmethod
@@ -129,6 +147,12 @@ class Settings(BaseSettings):
     def discord_hosts(self) -> frozenset[str]:
         """Hosts (or host:port) treated as Discord besides discord.com and its variants."""
         return frozenset(host.lower() for host in split_list(self.discord_extra_hosts))
+
+    @property
+    def default_signing_secret(self) -> str | None:
+        """WEBHOOK_SIGNING_SECRET's value, if set."""
+        value = self.webhook_signing_secret
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
 
     @property
     def cors_origins(self) -> list[str]:

@@ -38,3 +38,13 @@ class DiscordMode(StrEnum):
     POST = "post"  # a new message each time
     EDIT = "edit"  # one message kept up to date: the first run posts, later runs edit it
     REPLACE = "replace"  # the previous message is deleted, then a new one posted
+
+
+class Scope(StrEnum):
+    """What an API key may do; ADMIN may do everything (API_TOKEN is an admin key)."""
+
+    TASKS_READ = "tasks:read"
+    TASKS_WRITE = "tasks:write"  # includes execute, pause, resume, preview, signing secrets
+    LOGS_READ = "logs:read"
+    LOGS_WRITE = "logs:write"
+    ADMIN = "admin"  # everything, including /api-keys and /scheduler/run

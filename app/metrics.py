@@ -6,7 +6,7 @@ Prometheus scrapes, so every replica reports the same shared numbers.
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -28,53 +28,47 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.deliveries = Counter(
-            "insignia_deliveries",
-            "Delivery attempts by what came of them",
-            ["outcome"],
-            registry=self.registry,
+        counter, histogram = self._counter, self._histogram
+        self.deliveries = counter(
+            "insignia_deliveries", "Delivery attempts by what came of them", ["outcome"]
         )
-        self.delivery_duration = Histogram(
+        self.delivery_duration = histogram(
             "insignia_delivery_duration_seconds",
             "Time from sending a webhook request to its answer (or error)",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.firing_lateness = Histogram(
+        self.firing_lateness = histogram(
             "insignia_firing_lateness_seconds",
             "Time from an occurrence's due instant to its first request being sent",
             ["trigger"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
         )
-        self.deactivations = Counter(
-            "insignia_task_deactivations",
-            "Tasks deactivated because their deliveries failed",
-            registry=self.registry,
+        self.deactivations = counter(
+            "insignia_task_deactivations", "Tasks deactivated because their deliveries failed"
         )
-        self.probes = Counter(
+        self.probes = counter(
             "insignia_probes",
             "Health probes of tasks switched off by transient failures, by what came of them",
             ["step"],
-            registry=self.registry,
         )
-        self.recoveries = Counter(
-            "insignia_task_recoveries",
-            "Tasks made active again by a successful probe",
-            registry=self.registry,
+        self.recoveries = counter(
+            "insignia_task_recoveries", "Tasks made active again by a successful probe"
         )
-        self.http_requests = Counter(
+        self.http_requests = counter(
             "insignia_http_requests",
             "API requests by method, route template and status",
             ["method", "route", "status"],
-            registry=self.registry,
         )
-        self.http_duration = Histogram(
+        self.http_duration = histogram(
             "insignia_http_request_duration_seconds",
             "API request duration by method and route template",
             ["method", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+        )
+
+    def _counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _histogram(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Histogram:
+        return Histogram(
+            name, documentation, labels, buckets=LATENCY_BUCKETS, registry=self.registry
         )
 
     def watch_database(self, factory: sessionmaker[Session]) -> None:

@@ -110,8 +110,17 @@ class Task(Base):
     delete_after_seconds: Mapped[int | None] = mapped_column(Integer)
     discord_message_id: Mapped[str | None] = mapped_column(String(32))
     runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Standard Webhooks signatures: the task's secret, and the one it replaced (valid a day).
+    signing_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_signing_secret: Mapped[str | None] = mapped_column(String(128))
+    signing_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_tasks_created_at_id", "created_at", "id"),)
+
+    @property
+    def signed(self) -> bool:
+        """Whether the task has a signing secret of its own (it is never shown again)."""
+        return self.signing_secret is not None
 
 
 class TaskLog(Base):
@@ -164,6 +173,21 @@ class Occurrence(Base):
     message_id: Mapped[str | None] = mapped_column(String(32))  # what a deletion deletes
 
     __table_args__ = (UniqueConstraint("task_id", "scheduled_for"),)
+
+
+class ApiKey(Base):
+    """A key for the API with its scopes; the key itself is kept only as its SHA-256."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSONDocument)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ServiceSecret(Base):

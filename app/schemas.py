@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from app.delivery.guard import UnsafeTargetError, check_url_target
-from app.domain import Catchup, DiscordMode, LogStatus, TaskStatus, Trigger
+from app.domain import Catchup, DiscordMode, LogStatus, Scope, TaskStatus, Trigger
 from app.scheduling.schedules import ScheduleError, parse_schedule, parse_timezone
 from app.text import is_storable
 
@@ -55,6 +55,7 @@ READ_ONLY_TASK_FIELDS = frozenset(
         "status_changed_at",
         "resume_at",
         "discord_message_id",
+        "signed",
         "logs",
     }
 )
@@ -300,6 +301,7 @@ TASK_READ_EXAMPLE = TASK_EXAMPLE | {
     "discord_mode": "post",
     "delete_after_seconds": None,
     "discord_message_id": "1300000000000000001",
+    "signed": False,
     "next_run_at": "2026-12-01T08:00:00Z",
     "last_run_at": "2026-11-30T08:00:00.012000Z",
     "last_status": "success",
@@ -338,6 +340,9 @@ class TaskRead(BaseModel):
     delete_after_seconds: int | None
     discord_message_id: str | None = Field(
         description="the Discord message the task posted or edited last"
+    )
+    signed: bool = Field(
+        description="deliveries carry Standard Webhooks signatures with the task's own secret"
     )
     next_run_at: datetime | None
     last_run_at: datetime | None
@@ -539,3 +544,67 @@ class Preview(BaseModel):
 
     scheduled_for: datetime | None = Field(description="null: the task has no next occurrence")
     payload: Annotated[dict[str, Any], WithJsonSchema(PAYLOAD_SCHEMA)]
+
+
+class ApiKeyCreate(BaseModel):
+    """A new API key: its name, its scopes, and when it stops working (never, if not given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "read-only dashboard", "scopes": ["tasks:read"]}]},
+        **STRICT,
+    )
+
+    name: Name
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+    expires_at: UTCDatetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value
+
+
+class ApiKeyRead(BaseModel):
+    """An API key as the API shows it: never the key itself."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    scopes: list[Scope]
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="updated at most once a minute")
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    """The new key, with `key` shown this once: keep it, it cannot be read again."""
+
+    key: str = Field(description="the bearer token, `isk_…`; shown only in this answer")
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKeyRead]
+
+
+class SigningSecret(BaseModel):
+    """A task's new signing secret, shown this once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    "previous_valid_until": "2026-12-01T08:00:00Z",
+                }
+            ]
+        }
+    )
+
+    signing_secret: str = Field(description="whsec_…: verify deliveries with it")
+    previous_valid_until: datetime | None = Field(
+        description="until then deliveries also carry a signature with the replaced secret"
+    )

@@ -29,6 +29,7 @@ class Received:
     headers: dict[str, str]
     body: object
     method: str = "POST"
+    raw: bytes = b""  # the body exactly as it arrived
 
     @property
     def key(self) -> str:
@@ -272,7 +273,9 @@ class WebhookReceiver:
                 except ValueError:
                     body = raw.decode(errors="replace")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver._record(Received(arrived, webhook_id, parts.path, query, headers, body))
+                receiver._record(
+                    Received(arrived, webhook_id, parts.path, query, headers, body, "POST", raw)
+                )
                 answer = receiver._next_answer(webhook_id, query.get("wait") == ["true"])
                 answer = receiver._bucket_answer(webhook_id, answer)
                 receiver._remember(answer)

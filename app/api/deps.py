@@ -1,17 +1,22 @@
 """Dependencies shared by the routes: the database session, the settings, the token check."""
 
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
+from app.domain import Scope
+from app.services.api_keys import ADMIN_CALLER, KEY_PREFIX, Caller, caller_for_key
 from app.tokens import tokens_match
 
-bearer_scheme = HTTPBearer(auto_error=False, description="the API_TOKEN")
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="API_TOKEN (admin), or an API key (`isk_…`) with its scopes"
+)
 
 
 # FastAPI runs each plain `def` dependency in a worker thread; on a busy 2-core machine each
@@ -54,22 +59,49 @@ async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def require_token(
+async def authorize(
     request: Request,
+    security_scopes: SecurityScopes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> None:
-    """401 with `WWW-Authenticate: Bearer` unless the request carries the API token."""
+) -> Caller:
+    """The caller, if its key grants the route's scope: 401 (with `WWW-Authenticate: Bearer`)
+    for a missing, wrong, expired or revoked key; 403 naming the scope it lacks."""
+    caller = await _caller(request, credentials)
+    for name in security_scopes.scopes:
+        if not caller.may(Scope(name)):
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"this key lacks the scope {name}",
+            )
+    return caller
+
+
+async def _caller(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    given = credentials.credentials if credentials is not None else ""
     expected: str = request.app.state.api_token
-    if credentials is None or not tokens_match(credentials.credentials, expected):
+    if given and tokens_match(given, expected):
+        return ADMIN_CALLER
+    caller = None
+    if given.startswith(KEY_PREFIX) and len(given) <= MAX_KEY_LENGTH:
+        factory = request.app.state.session_factory
+        caller = await run_in_threadpool(caller_for_key, factory, given)
+    if caller is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="Invalid or missing bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return caller
+
+
+def requires(scope: Scope | None = None) -> Any:
+    """The dependency by which a route declares the scope it needs (None: any valid key);
+    the OpenAPI document shows it in the route's security requirement."""
+    return Security(authorize, scopes=[scope.value] if scope else [])
 
 
 # scope="function": the transaction commits when the route returns, before the response leaves,
 # so a client that reads right after a write sees it.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-Authorized = Depends(require_token)
+MAX_KEY_LENGTH = 200

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from app import __version__
-from app.api.deps import Authorized
+from app.api.deps import requires
 from app.api.responses import UNAUTHORIZED
 
 
@@ -80,7 +80,7 @@ def service_info():
     }
 
 
-@router.get("/health", dependencies=[Authorized], responses=UNAUTHORIZED, response_model=Health)
+@router.get("/health", dependencies=[requires()], responses=UNAUTHORIZED, response_model=Health)
 def get_health():
     """Authenticated liveness check kept for Insignia clients."""
     return {"status": "healthy"}

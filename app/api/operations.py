@@ -8,8 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import Authorized
+from app.api.deps import requires
 from app.api.responses import CONFLICT, PROTECTED
+from app.domain import Scope
 from app.scheduling.scheduler import SchedulerBusy
 
 router = APIRouter(tags=["operations"])
@@ -45,7 +46,7 @@ async def metrics(request: Request) -> Response:
 
 @router.post(
     "/scheduler/run",
-    dependencies=[Authorized],
+    dependencies=[requires(Scope.ADMIN)],
     responses=PROTECTED | CONFLICT,
     response_model=SchedulerPass,
 )

@@ -17,4 +17,5 @@ UNAVAILABLE = {503: _error("The database cannot be reached right now; try again 
 CONFLICT = {409: _error("Another process runs the scheduler for this SQLite database")}
 ALREADY_DELIVERED = {409: _error("A one-time task that was delivered is not made active again")}
 TOO_LARGE = {413: _error("The request body is over MAX_REQUEST_BYTES")}
-PROTECTED = UNAUTHORIZED | UNAVAILABLE
+FORBIDDEN = {403: _error("The key lacks the scope this route needs (named in `detail`)")}
+PROTECTED = UNAUTHORIZED | FORBIDDEN | UNAVAILABLE

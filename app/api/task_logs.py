@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
-from app.api.deps import Authorized, SessionDep
+from app.api.deps import SessionDep, requires
 from app.api.ids import parse_id
 from app.api.responses import NOT_FOUND, PROTECTED, TOO_LARGE
 from app.api.tasks import CursorParam, Limit, Skip
+from app.domain import Scope
 from app.schemas import (
     LogStatus,
     Message,
@@ -23,9 +24,9 @@ from app.services import task_logs as service
 from app.services.pages import decode_cursor, next_cursor
 from app.services.tasks import get_task
 
-router = APIRouter(
-    prefix="/task-logs", tags=["task-logs"], dependencies=[Authorized], responses=PROTECTED
-)
+router = APIRouter(prefix="/task-logs", tags=["task-logs"], responses=PROTECTED)
+READ = [requires(Scope.LOGS_READ)]
+WRITE = [requires(Scope.LOGS_WRITE)]
 
 Since = Annotated[UTCDatetime | None, Query(description="execution_time at or after (ISO 8601)")]
 Until = Annotated[UTCDatetime | None, Query(description="execution_time at or before (ISO 8601)")]
@@ -36,13 +37,14 @@ Until = Annotated[UTCDatetime | None, Query(description="execution_time at or be
     status_code=status.HTTP_201_CREATED,
     response_model=TaskLogRead,
     responses=NOT_FOUND | TOO_LARGE,
+    dependencies=WRITE,
 )
 def create_task_log(data: TaskLogCreate, session: SessionDep):
     """Write a log row by hand; 404 if the task does not exist."""
     return service.create_log(session, data=data)
 
 
-@router.get("", response_model=TaskLogList)
+@router.get("", response_model=TaskLogList, dependencies=READ)
 def list_task_logs(
     session: SessionDep,
     skip: Skip = 0,
@@ -59,7 +61,7 @@ def list_task_logs(
     return _page(session, filters, skip=skip, limit=limit, cursor=cursor)
 
 
-@router.get("/task/{task_id}", responses=NOT_FOUND, response_model=TaskLogList)
+@router.get("/task/{task_id}", responses=NOT_FOUND, response_model=TaskLogList, dependencies=READ)
 def list_logs_of_task(
     task_id: str,
     session: SessionDep,
@@ -93,25 +95,28 @@ def _page(
     )
 
 
-@router.get("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead)
+@router.get("/{log_id}", responses=NOT_FOUND, response_model=TaskLogRead, dependencies=READ)
 def get_task_log(log_id: str, session: SessionDep):
     """One log row."""
     return service.get_log(session, parse_id(log_id, "Task log"))
 
 
-@router.put("/{log_id}", responses=NOT_FOUND | TOO_LARGE, response_model=TaskLogRead)
+@router.put(
+    "/{log_id}", responses=NOT_FOUND | TOO_LARGE, response_model=TaskLogRead, dependencies=WRITE
+)
 @router.patch(
     "/{log_id}",
     responses=NOT_FOUND | TOO_LARGE,
     response_model=TaskLogRead,
     operation_id="patch_task_log",
+    dependencies=WRITE,
 )
 def update_task_log(log_id: str, data: TaskLogUpdate, session: SessionDep):
     """Partial update of a log row."""
     return service.update_log(session, log_id=parse_id(log_id, "Task log"), data=data)
 
 
-@router.delete("/{log_id}", responses=NOT_FOUND, response_model=Message)
+@router.delete("/{log_id}", responses=NOT_FOUND, response_model=Message, dependencies=WRITE)
 def delete_task_log(log_id: str, session: SessionDep):
     """Delete one log row."""
     service.delete_log(session, log_id=parse_id(log_id, "Task log"))

@@ -5,10 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import Authorized, SessionDep, SettingsDep
+from app.api.deps import SessionDep, SettingsDep, requires
 from app.api.ids import parse_id
 from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED, TOO_LARGE
 from app.api.webhooks import verify_discord_webhook
+from app.domain import Scope
+from app.redaction import redact
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
     ExecuteAccepted,
@@ -16,6 +18,7 @@ from app.schemas import (
     NextRun,
     NextRuns,
     Preview,
+    SigningSecret,
     TaskCreate,
     TaskList,
     TaskRead,
@@ -24,9 +27,14 @@ from app.schemas import (
     Text,
 )
 from app.services import tasks as service
+from app.services.api_keys import Caller
 from app.services.pages import decode_cursor, next_cursor
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=[Authorized], responses=PROTECTED)
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=PROTECTED)
+# The scope each route needs: reads see webhook URLs with their secret part hidden unless the
+# key may also write (tasks:write), as the writes return them whole.
+Reader = Annotated[Caller, requires(Scope.TASKS_READ)]
+WRITE = [requires(Scope.TASKS_WRITE)]
 
 MAX_SKIP = 1_000_000_000
 CursorParam = Annotated[
@@ -37,7 +45,13 @@ Skip = Annotated[int, Query(ge=0, le=MAX_SKIP, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows to return (1-1000)")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRead, responses=TOO_LARGE)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskRead,
+    responses=TOO_LARGE,
+    dependencies=WRITE,
+)
 async def create_task(
     data: TaskCreate, session: SessionDep, settings: SettingsDep, request: Request
 ):
@@ -50,6 +64,7 @@ async def create_task(
 @router.get("", response_model=TaskList)
 def list_tasks(
     session: SessionDep,
+    caller: Reader,
     skip: Skip = 0,
     limit: Limit = 100,
     status: TaskStatus | None = None,
@@ -67,7 +82,7 @@ def list_tasks(
         cursor=decode_cursor(cursor),
     )
     return TaskList(
-        tasks=tasks,
+        tasks=[shown(task, caller) for task in tasks],
         total=total,
         total_is_estimate=estimated,
         skip=skip,
@@ -77,19 +92,23 @@ def list_tasks(
 
 
 @router.get("/{task_id}", responses=NOT_FOUND, response_model=TaskRead)
-def get_task(task_id: str, session: SessionDep):
+def get_task(task_id: str, session: SessionDep, caller: Reader):
     """One task."""
-    return service.get_task(session, parse_id(task_id, "Task"))
+    return shown(service.get_task(session, parse_id(task_id, "Task")), caller)
 
 
 @router.put(
-    "/{task_id}", responses=NOT_FOUND | ALREADY_DELIVERED | TOO_LARGE, response_model=TaskRead
+    "/{task_id}",
+    responses=NOT_FOUND | ALREADY_DELIVERED | TOO_LARGE,
+    response_model=TaskRead,
+    dependencies=WRITE,
 )
 @router.patch(
     "/{task_id}",
     responses=NOT_FOUND | ALREADY_DELIVERED | TOO_LARGE,
     response_model=TaskRead,
     operation_id="patch_task",
+    dependencies=WRITE,
 )
 async def update_task(
     task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep, request: Request
@@ -106,7 +125,7 @@ async def update_task(
     )
 
 
-@router.delete("/{task_id}", responses=NOT_FOUND, response_model=Message)
+@router.delete("/{task_id}", responses=NOT_FOUND, response_model=Message, dependencies=WRITE)
 def delete_task(task_id: str, session: SessionDep):
     """Delete a task and its logs."""
     service.delete_task(session, task_id=parse_id(task_id, "Task"))
@@ -118,6 +137,7 @@ def delete_task(task_id: str, session: SessionDep):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ExecuteAccepted,
     responses=NOT_FOUND,
+    dependencies=WRITE,
 )
 def execute_task(task_id: str, session: SessionDep):
     """Deliver the task now (trigger `manual`), also when it is inactive; the schedule does
@@ -131,20 +151,40 @@ def execute_task(task_id: str, session: SessionDep):
     )
 
 
-@router.post("/{task_id}/pause", responses=NOT_FOUND, response_model=TaskRead)
+@router.post("/{task_id}/pause", responses=NOT_FOUND, response_model=TaskRead, dependencies=WRITE)
 def pause_task(task_id: str, session: SessionDep):
     """Make the task inactive; retries waiting on its schedule are dropped."""
     return service.pause_task(session, task_id=parse_id(task_id, "Task"))
 
 
-@router.post("/{task_id}/resume", responses=NOT_FOUND | ALREADY_DELIVERED, response_model=TaskRead)
+@router.post(
+    "/{task_id}/resume",
+    responses=NOT_FOUND | ALREADY_DELIVERED,
+    response_model=TaskRead,
+    dependencies=WRITE,
+)
 def resume_task(task_id: str, session: SessionDep):
     """Make the task active; its next run is computed from now (runs missed while paused are
     not caught up). A one-time task whose run_at has passed runs at once."""
     return service.resume_task(session, task_id=parse_id(task_id, "Task"))
 
 
-@router.post("/{task_id}/preview", responses=NOT_FOUND, response_model=Preview)
+@router.post(
+    "/{task_id}/signing-secret",
+    responses=NOT_FOUND,
+    response_model=SigningSecret,
+    dependencies=WRITE,
+)
+def rotate_signing_secret(task_id: str, session: SessionDep, settings: SettingsDep):
+    """A new signing secret for the task's deliveries (Standard Webhooks), shown this once; the
+    one it replaces keeps signing alongside it for 24 hours."""
+    secret, valid_until = service.rotate_signing_secret(
+        session, task_id=parse_id(task_id, "Task"), settings=settings
+    )
+    return SigningSecret(signing_secret=secret, previous_valid_until=valid_until)
+
+
+@router.post("/{task_id}/preview", responses=NOT_FOUND, response_model=Preview, dependencies=WRITE)
 def preview_task(task_id: str, session: SessionDep):
     """The payload as the next occurrence would send it (a template rendered for it)."""
     at, payload = service.preview_task(session, task_id=parse_id(task_id, "Task"))
@@ -155,6 +195,7 @@ def preview_task(task_id: str, session: SessionDep):
 def list_next_runs(
     task_id: str,
     session: SessionDep,
+    _caller: Reader,
     count: Annotated[int, Query(ge=1, le=100, description="how many (1-100)")] = 5,
 ):
     """The next fire times from now, in UTC and in the task's timezone."""
@@ -165,3 +206,12 @@ def list_next_runs(
         timezone=task.timezone,
         next_runs=[NextRun(utc=t, local=t.astimezone(tz)) for t in times],
     )
+
+
+def shown(task: object, caller: Caller) -> TaskRead:
+    """The task as this caller may see it: the webhook URL's secret part hidden from a key
+    without tasks:write."""
+    read = TaskRead.model_validate(task)
+    if caller.may(Scope.TASKS_WRITE):
+        return read
+    return read.model_copy(update={"webhook_url": redact(read.webhook_url)})

@@ -90,10 +90,15 @@ class WebhookClient:
         payload: object | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        """One request, with `payload` (if any) as JSON; the caller bounds it with a deadline."""
+        """One request, with `payload` (if any) as JSON (bytes: JSON already serialized, sent
+        exactly as they are); the caller bounds it with a deadline."""
         options: dict[str, Any] = {"headers": headers or {}}
         if payload is not None:
-            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            body = (
+                payload
+                if isinstance(payload, bytes)
+                else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            )
             options = {
                 "data": body,
                 "headers": {"Content-Type": "application/json"} | (headers or {}),

@@ -34,6 +34,7 @@ from app.delivery.discord import (
 from app.delivery.discord.messages import Call, delete_message, run_mode
 from app.delivery.guard import PrivateTargets, UnsafeTargetError, check_url_target
 from app.delivery.outcome import Outcome, OutcomeKind
+from app.delivery.signing import signature_headers
 from app.domain import DiscordMode
 from app.text import scrub, scrub_optional
 
@@ -75,6 +76,7 @@ class Delivery:
     headers: dict[str, str] = field(default_factory=dict)
     mode: DiscordMode = DiscordMode.POST  # Discord webhooks only
     message_id: str | None = None  # the message a Discord `edit` or `replace` acts on
+    signing_secrets: tuple[str, ...] = ()  # other webhooks: sign with each (Standard Webhooks)
 
 
 class Sender:
@@ -112,9 +114,7 @@ class Sender:
             return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"refused: {exc}")
         if not is_discord_webhook_url(url, self._discord_hosts):
             async with slot or contextlib.nullcontext():
-                return await self._attempt(
-                    lambda: self._client.post(url, delivery.payload, delivery.headers)
-                )
+                return await self._attempt(lambda: self._post_signed(url, delivery))
         call = self._discord_call(url, delivery.headers)
         return await self._paced(
             url,
@@ -123,6 +123,19 @@ class Sender:
             ),
             slot=slot,
         )
+
+    async def _post_signed(self, url: str, delivery: Delivery) -> Answer:
+        """POST the payload, signed over the exact bytes sent when the delivery has secrets."""
+        if not delivery.signing_secrets:
+            return await self._client.post(url, delivery.payload, delivery.headers)
+        body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False)
+        signed = signature_headers(
+            delivery.signing_secrets,
+            message_id=delivery.headers.get("Idempotency-Key", ""),
+            body=body,
+            at=self._clock(),
+        )
+        return await self._client.post(url, body.encode(), delivery.headers | signed)
 
     async def delete_message(self, url: str, message_id: str) -> Outcome:
         """Delete a message a Discord webhook posted (already gone counts as deleted)."""

@@ -99,6 +99,9 @@ class Job:
     discord_message_id: str | None = None  # the task's last message, when claimed
     delete_after_seconds: int | None = None
     message_id: str | None = None  # what a DELETE occurrence deletes
+    signing_secret: str | None = None
+    previous_signing_secret: str | None = None
+    signing_rotated_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,12 +2,16 @@
 Discord's limits after rendering, with the headers that identify the occurrence."""
 
 from collections.abc import Collection
+from datetime import datetime, timedelta
 
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.outcome import Outcome, OutcomeKind
 from app.delivery.sender import Delivery
 from app.scheduling.attempts import Job
 from app.templates import TemplateContext, TemplateError, render_payload
+
+# After a rotation, the replaced secret still signs (alongside the new one) for a day.
+PREVIOUS_SECRET_VALID = timedelta(hours=24)
 
 
 def occurrence_headers(job: Job) -> dict[str, str]:
@@ -35,24 +39,52 @@ def template_context(job: Job) -> TemplateContext:
     )
 
 
-def delivery_for(job: Job, *, discord_hosts: Collection[str] = ()) -> Delivery | Outcome:
+def signing_secrets(job: Job, *, default_secret: str | None, now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery is signed with: the task's own (and, for a day after a rotation,
+    the one it replaced), else the service's WEBHOOK_SIGNING_SECRET, else none."""
+    if job.signing_secret is None:
+        return (default_secret,) if default_secret else ()
+    rotated = job.signing_rotated_at
+    if job.previous_signing_secret and rotated and now - rotated < PREVIOUS_SECRET_VALID:
+        return (job.signing_secret, job.previous_signing_secret)
+    return (job.signing_secret,)
+
+
+def delivery_for(
+    job: Job,
+    *,
+    discord_hosts: Collection[str] = (),
+    default_secret: str | None = None,
+    now: datetime | None = None,
+) -> Delivery | Outcome:
     """The request to make for this job, or the permanent failure that stops it unsent (a
-    template that cannot be rendered, a rendered Discord payload over Discord's limits)."""
-    payload = job.payload
-    if job.template:
-        try:
-            payload = render_payload(job.payload, template_context(job))
-        except TemplateError as exc:
-            return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"template: {exc}")
-        if is_discord_webhook_url(job.webhook_url, discord_hosts):
-            problems = validate_discord_payload(payload)
-            if problems:
-                message = "rendered payload over Discord's limits: " + "; ".join(problems)
-                return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=message[:1000])
+    template that cannot be rendered, a rendered Discord payload over Discord's limits).
+    Deliveries to other webhooks are signed (see `app.delivery.signing`)."""
+    discord = is_discord_webhook_url(job.webhook_url, discord_hosts)
+    payload = _rendered(job, discord=discord)
+    if isinstance(payload, Outcome):
+        return payload
+    secrets = () if discord else signing_secrets(job, default_secret=default_secret, now=now)
     return Delivery(
         url=job.webhook_url,
         payload=payload,
         headers=occurrence_headers(job),
         mode=job.discord_mode,
         message_id=job.discord_message_id,
+        signing_secrets=secrets,
     )
+
+
+def _rendered(job: Job, *, discord: bool) -> dict | Outcome:
+    """The payload to send, or why it cannot be sent."""
+    if not job.template:
+        return job.payload
+    try:
+        payload = render_payload(job.payload, template_context(job))
+    except TemplateError as exc:
+        return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=f"template: {exc}")
+    problems = validate_discord_payload(payload) if discord else []
+    if problems:
+        message = "rendered payload over Discord's limits: " + "; ".join(problems)
+        return Outcome(kind=OutcomeKind.PERMANENT_FAILURE, message=message[:1000])
+    return payload

@@ -433,7 +433,12 @@ class Scheduler:
             case Trigger.DELETE:
                 async with self._sending_slot(job):
                     return await self._sender.delete_message(job.webhook_url, job.message_id or "")
-        prepared = delivery_for(job, discord_hosts=self._settings.discord_hosts)
+        prepared = delivery_for(
+            job,
+            discord_hosts=self._settings.discord_hosts,
+            default_secret=self._settings.default_signing_secret,
+            now=self.now(),
+        )
         if isinstance(prepared, Outcome):
             return prepared
         return await self._sender.send(prepared, slot=self._sending_slot(job))

@@ -467,6 +467,9 @@ def _job(task: Any, occurrence: Any, until: datetime) -> Job:
         discord_message_id=task.discord_message_id,
         delete_after_seconds=task.delete_after_seconds,
         message_id=occurrence.message_id,
+        signing_secret=task.signing_secret,
+        previous_signing_secret=task.previous_signing_secret,
+        signing_rotated_at=task.signing_rotated_at,
     )
 
 

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.guard import UnsafeTargetError, check_url_target
+from app.delivery.signing import new_secret
 from app.domain import DiscordMode, Trigger
 from app.errors import Conflict, InvalidField, NotFound
 from app.models import Occurrence, Task, utc_now
+from app.scheduling.outgoing import PREVIOUS_SECRET_VALID
 from app.scheduling.planner import next_run_after, upcoming_runs
 from app.scheduling.schedules import localize_run_at, parse_timezone
 from app.scheduling.store import cancel_pending
@@ -285,6 +287,23 @@ def sample_context(fields: dict[str, Any], *, scheduled_for: datetime | None = N
         run_number=(fields.get("runs") or 0) + 1,
         next_run_at=None,
     )
+
+
+def rotate_signing_secret(
+    session: Session, *, task_id: uuid.UUID, settings: Settings
+) -> tuple[str, datetime | None]:
+    """A new signing secret for the task, and until when the one it replaces still signs."""
+    task = get_task(session, task_id, for_update=True)
+    if is_discord_webhook_url(task.webhook_url, settings.discord_hosts):
+        raise InvalidField("webhook_url", "deliveries to Discord are not signed")
+    now = utc_now()
+    task.previous_signing_secret = task.signing_secret
+    task.signing_rotated_at = now if task.signing_secret else None
+    task.signing_secret = new_secret()
+    task.updated_at = now
+    session.flush()
+    valid_until = now + PREVIOUS_SECRET_VALID if task.previous_signing_secret else None
+    return task.signing_secret, valid_until
 
 
 def preview_task(session: Session, *, task_id: uuid.UUID) -> tuple[datetime | None, dict]:

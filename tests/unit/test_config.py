@@ -131,3 +131,15 @@ def test_a_plain_bool_still_sets_private_targets():
     )
     listed = settings.model_copy(update={"allow_private_webhook_targets": "10.0.0.0/8"})
     assert listed.private_targets == PrivateTargets(networks=(ipaddress.ip_network("10.0.0.0/8"),))
+
+
+@pytest.mark.parametrize("value", ["secret", "whsec_", "whsec_c2hvcnQ=", "whsec_not base64!"])
+def test_a_malformed_signing_secret_stops_the_service(value: str) -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_SIGNING_SECRET"):
+        Settings(_env_file=None, webhook_signing_secret=value)
+
+
+def test_a_signing_secret_of_the_standard_form_is_taken() -> None:
+    secret = "whsec_" + "A" * 32
+    assert Settings(_env_file=None, webhook_signing_secret=secret).default_signing_secret == secret
+    assert Settings(_env_file=None, webhook_signing_secret="").default_signing_secret is None

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from app import __version__
+from app import __version__, ui
 from app.api import api_keys, health, operations, task_logs, tasks
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(task_logs.router)
     app.include_router(operations.router)
     app.include_router(api_keys.router)
+    app.include_router(ui.router)
     _add_middleware(app, settings, metrics)
     return app
 

@@ -24,7 +24,6 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY main.py alembic.ini ./
 COPY app ./app
-COPY alembic ./alembic
 USER app
 EXPOSE 8080
 VOLUME ["/data"]

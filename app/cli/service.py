@@ -45,7 +45,6 @@ def serve() -> None:
     from app.logs import configure_logging
 
     settings = load_settings()
-    require_migrations()
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "app.main:create_app",
@@ -88,7 +87,6 @@ def local_token(settings: Settings, *, migrate: bool) -> str | None:
     from app.tokens import read_stored_token
 
     if migrate:
-        require_migrations()
         upgrade_database(settings.sqlalchemy_url)
     elif not _database_exists(settings.sqlalchemy_url):
         return None
@@ -101,20 +99,6 @@ def local_token(settings: Settings, *, migrate: bool) -> str | None:
         return None
     finally:
         engine.dispose()
-
-
-def require_migrations() -> None:
-    """Exit 1 with what to do when the database migrations are not beside the app package (a
-    `pip install .` copies the package without them)."""
-    from app.migrations import PROJECT_ROOT
-
-    if not (PROJECT_ROOT / "alembic" / "env.py").is_file():
-        typer.echo(
-            f"error: the database migrations are not in {PROJECT_ROOT}: run the service from a "
-            "checkout (python main.py, or an install made with pip install -e .)",
-            err=True,
-        )
-        raise typer.Exit(1)
 
 
 def _database_exists(url: str) -> bool:

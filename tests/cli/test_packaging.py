@@ -15,3 +15,13 @@ def test_the_package_installs_the_insignia_command_and_the_pins():
     assert setuptools["py-modules"] == ["main"]
     assert setuptools["packages"]["find"]["include"] == ["app", "app.*"]
     assert setuptools["dynamic"]["version"] == {"attr": "app.__version__"}
+
+
+def test_the_package_carries_its_migrations_and_dashboard_files():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = project["tool"]["setuptools"]["package-data"]["app"]
+    shipped = {path for pattern in data for path in (ROOT / "app").glob(pattern)}
+    assert ROOT / "app" / "schema" / "env.py" in shipped
+    assert set((ROOT / "app" / "schema" / "versions").glob("*.py")) <= shipped
+    assert set((ROOT / "app" / "ui" / "templates").glob("*.html")) <= shipped
+    assert set((ROOT / "app" / "ui" / "static").glob("*")) <= shipped

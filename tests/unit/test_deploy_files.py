@@ -51,9 +51,9 @@ def test_dockerfile_listens_on_port_for_every_interface_as_non_root():
 def test_dockerfile_copies_what_the_service_needs():
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile(), flags=re.MULTILINE)
     sources = {name for line in copied for name in line.split()}
-    assert {"main.py", "alembic.ini", "app", "alembic", "requirements.txt"} <= sources
+    assert {"main.py", "alembic.ini", "app", "requirements.txt"} <= sources
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert not {"app", "alembic", "main.py", "alembic.ini", "requirements.txt"} & set(ignored)
+    assert not {"app", "main.py", "alembic.ini", "requirements.txt"} & set(ignored)
 
 
 def test_compose_waits_for_a_healthy_database_and_uses_known_settings():

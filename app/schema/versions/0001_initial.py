@@ -23,6 +23,12 @@ JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
+    _create_tasks()
+    _create_task_logs()
+    _create_service_secrets()
+
+
+def _create_tasks() -> None:
     op.create_table(
         "tasks",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -46,6 +52,8 @@ def upgrade() -> None:
     op.create_index("ix_tasks_created_at_id", "tasks", ["created_at", "id"])
     op.create_index(op.f("ix_tasks_next_run_at"), "tasks", ["next_run_at"])
 
+
+def _create_task_logs() -> None:
     op.create_table(
         "task_logs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -75,6 +83,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_task_logs_execution_time_id", "task_logs", ["execution_time", "id"])
 
+
+def _create_service_secrets() -> None:
     op.create_table(
         "service_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),

@@ -22,7 +22,7 @@ from app.scheduling.schedules import localize_run_at, parse_timezone
 from app.scheduling.store import cancel_pending
 from app.scheduling.wakeup import request_wake
 from app.schemas import UNREPRESENTABLE, TaskCreate, TaskUpdate
-from app.services.pages import Cursor, after_cursor, page_total
+from app.services.pages import Cursor, after_cursor, count_rows, page_total
 from app.templates import TemplateContext, TemplateError, check_payload_template, render_payload
 
 PAUSED_REASON = "paused through the API"
@@ -78,6 +78,16 @@ def list_tasks(
     page = list(session.scalars(paged.offset(skip).limit(limit)))
     total, estimated = page_total(session, query, page, skip=skip, limit=limit, cursor=cursor)
     return page, total, estimated
+
+
+def failing_tasks(session: Session, *, limit: int) -> tuple[list[Task], int, bool]:
+    """Tasks whose last delivery failed, the most recent failure first, and how many there
+    are (with whether that number is an estimate)."""
+    failing = select(Task).where(Task.last_status == "failed")
+    listed = failing.order_by(Task.created_at.desc(), Task.id.desc())  # the index's order
+    total, estimated = count_rows(session, listed)
+    recent = failing.order_by(Task.last_run_at.desc(), Task.id.desc()).limit(limit)
+    return list(session.scalars(recent)), total, estimated
 
 
 def update_task(

@@ -8,16 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.db import transaction
 from app.domain import LogStatus, TaskStatus
 from app.errors import InvalidField, NotFound
-from app.models import Task, TaskLog
+from app.models import TaskLog
 from app.services import tasks as task_service
-from app.services.pages import count_rows, decode_cursor, next_cursor
+from app.services.pages import decode_cursor, next_cursor
 from app.services.task_logs import LogFilters, list_logs
 from app.ui.auth import Visitor
 
@@ -70,13 +69,13 @@ def overview(session: Session, *, visitor: Visitor, now: datetime) -> dict[str, 
     needs attention: as much of it as the caller's scopes allow."""
     view: dict[str, Any] = {"counts": None, "window": None, "attention": [], "failures": []}
     if visitor.can_read_tasks:
+        attention, failing, estimate = task_service.failing_tasks(session, limit=ATTENTION_SHOWN)
         view["counts"] = {
             "active": _task_count(session, TaskStatus.ACTIVE),
             "inactive": _task_count(session, TaskStatus.INACTIVE),
-            "failing": Count(*count_rows(session, _failing_query())),
+            "failing": Count(failing, estimate),
         }
-        attention = _failing_query().order_by(None).order_by(Task.last_run_at.desc())
-        view["attention"] = list(session.scalars(attention.limit(ATTENTION_SHOWN)))
+        view["attention"] = attention
     if visitor.can_read_logs:
         since = (now - OVERVIEW_WINDOW).replace(second=0, microsecond=0)
         failed = LogFilters(since=since, status=LogStatus.FAILED)
@@ -102,15 +101,6 @@ def _log_count(session: Session, filters: LogFilters) -> Count:
     """How many log rows match `filters` (GET /task-logs' total)."""
     _, total, estimate = list_logs(session, filters=filters, skip=0, limit=1)
     return Count(total, estimate)
-
-
-def _failing_query() -> Any:
-    """Tasks whose last delivery failed, in the list's order (what count_rows expects)."""
-    return (
-        select(Task)
-        .where(Task.last_status == LogStatus.FAILED.value)
-        .order_by(Task.created_at.desc(), Task.id.desc())
-    )
 
 
 def task_list(session: Session, *, search: str, status: str, cursor: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ checks them again as aiohttp parses the URL.
 import json
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import aiohttp
@@ -43,6 +44,15 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: str
+
+    @cached_property
+    def document(self) -> object:
+        """The body as JSON (parsed once, however many readers), or None: not JSON, or
+        nested too deep for the parser."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except (ValueError, RecursionError):
+            return None
 
 
 class GuardedResolver(AbstractResolver):

@@ -181,7 +181,7 @@ class Sender:
             else:
                 answer = await self._client.request(method, target, payload, headers)
             self._pacer.observe(
-                webhook, status=answer.status, headers=answer.headers, body=_json(answer.body)
+                webhook, status=answer.status, headers=answer.headers, body=answer.document
             )
             return answer
 
@@ -222,7 +222,7 @@ class Sender:
             answer.status,
             headers=answer.headers,
             body=answer.body,
-            document=_json(answer.body),
+            document=answer.document,
             duration_ms=_elapsed_ms(started),
         )
         return replace(outcome, sent_at=sent_at)

@@ -48,7 +48,8 @@ from sqlalchemy import create_engine, text
 from app.config import normalize_database_url
 from bench.common import percentile, running_receiver, service_env, temporary_database
 from bench.lateness import clear, create_tasks, make_due
-from tests.support import ROOT, ServiceProcess
+from harness import ROOT
+from harness.service import ServiceProcess
 
 SINGLE_TASK_ROUNDS = 40
 SINGLE_TASK_SPACING = 0.25

@@ -3,20 +3,17 @@
 import contextlib
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.config import normalize_database_url
 from app.db import create_db_engine
-from tests.support import ROOT, free_port, wait_until
+from harness.receiver_process import ReceiverProcess
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 BENCH_TOKEN = "bench-token-0123456789abcdef"
@@ -56,25 +53,12 @@ def temporary_database(kind: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_receiver() -> Iterator[str]:
-    """The fast receiver of bench/receiver.py in its own process; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "receiver.py"), "--port", str(port)]
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/stats", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    """harness.receiver_process in a process of its own; yields its base URL."""
+    receiver = ReceiverProcess()
     try:
-        wait_until(up, timeout=10, what="the benchmark receiver")
-        yield base
+        yield receiver.start().base_url
     finally:
-        process.kill()
-        process.wait()
+        receiver.stop()
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import BENCH_TOKEN, percentile, running_receiver, service_env, temporary_database
-from tests.support import ServiceProcess
+from harness.service import ServiceProcess
 
 
 def slope(xs: list[float], ys: list[float]) -> float:

@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from app.db import create_db_engine
 from bench.common import BENCH_TOKEN, percentile, running_receiver, service_env, temporary_database
-from tests.support import ServiceProcess
+from harness.service import ServiceProcess
 
 SINGLE_TASK_ROUNDS = 40
 QUICK_ROUNDS = 10

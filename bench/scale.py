@@ -26,7 +26,7 @@ from app.db import create_db_engine
 from app.migrations import upgrade_database
 from bench.common import BENCH_TOKEN, percentile, service_env, temporary_database
 from bench.throughput import cpu_seconds
-from tests.support import ServiceProcess
+from harness.service import ServiceProcess
 
 AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
 DEEP_SKIP_REQUESTS = 16

@@ -26,7 +26,7 @@ from app.db import create_db_engine
 from app.migrations import upgrade_database
 from app.models import Task, TaskLog
 from bench.common import percentile, running_receiver, service_env, temporary_database
-from tests.support import ServiceProcess
+from harness.service import ServiceProcess
 
 CONCURRENCY = (10, 50, 200)
 

@@ -14,7 +14,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +27,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import service_env as bench_service_env
-from tests.support import ROOT, ServiceProcess, free_port, wait_until
+from harness.receiver_process import ReceiverProcess
+from harness.service import ServiceProcess
 
 TOKEN = "drill-token-0123456789abcdef"  # noqa: S105 (the drills' throw-away services)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -167,60 +167,12 @@ def delivered_in_log(service: ServiceProcess) -> int:
     return service.log().count("delivery succeeded")
 
 
-class Receiver:
-    """drills/receiver.py in its own process, recording to a JSON-lines file that outlives it."""
+class Receiver(ReceiverProcess):
+    """harness.receiver_process recording to a JSON-lines file that outlives it, read back as
+    `Arrival`s."""
 
     def __init__(self, out: Path, log: Path) -> None:
-        self.out = out
-        self.log = log
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, hook: str, *, delay: float = 0.0, status: int | None = None) -> str:
-        query = []
-        if delay:
-            query.append(f"delay={delay:g}")
-        if status is not None:
-            query.append(f"status={status}")
-        return f"{self.base_url}/hook/{hook}" + ("?" + "&".join(query) if query else "")
-
-    def start(self) -> "Receiver":
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [
-                    sys.executable,
-                    "-m",
-                    "drills.receiver",
-                    "--port",
-                    str(self.port),
-                    "--out",
-                    str(self.out),
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=log,
-            )
-        wait_until(self._up, timeout=15, interval=0.05, what=f"the receiver on {self.base_url}")
-        return self
-
-    def _up(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"receiver exited: {self.log.read_text(errors='replace')}")
-        try:
-            return httpx.get(f"{self.base_url}/stats", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        """Stop it at once (SIGKILL): from the service's side the webhook simply goes away."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        super().__init__(out=out, log=log)
 
     def records(self) -> list["Arrival"]:
         if not self.out.exists():

@@ -21,6 +21,9 @@ import time
 from bench.common import temporary_database
 from drills.common import (
     US,
+    EveryTask,
+    Receiver,
+    Tally,
     Workspace,
     add_run_length,
     api,
@@ -37,6 +40,7 @@ from drills.common import (
     sigterm_all,
     tally_every,
 )
+from harness.service import ServiceProcess
 
 DRILL = "replicas"
 
@@ -52,40 +56,71 @@ def main() -> int:
     return run_drill(DRILL, args.keep_logs, lambda workspace: drill(workspace, args, seconds))
 
 
-def drill(workspace: Workspace, args: argparse.Namespace, seconds: float):
+def drill(
+    workspace: Workspace, args: argparse.Namespace, seconds: float
+) -> tuple[Tally, list[str], str]:
+    """Replicas and tasks up, the load run and stopped at once, then the count."""
     with temporary_database("postgresql") as database_url:
-        receiver = workspace.receiver().start()
-        env = service_env(database_url)
-        replicas = [workspace.service(env, f"replica{i + 1}") for i in range(args.replicas)]
-        for replica in replicas:
-            replica.start(timeout=60)
-        say(f"{len(replicas)} replicas up on ports {[r.port for r in replicas]}")
-        with api(replicas[0].base_url) as client:
-            tasks = {}
-            for i in range(args.tasks):
-                task = create_every_task(
-                    client, name=f"every-1s-{i}", seconds=1, webhook_url=receiver.url(str(i))
-                )
-                tasks[task.id] = task
-        say(f"{len(tasks)} tasks @every 1s created; running for {seconds:g} s")
-        with progress(receiver):
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                dead = [r.port for r in replicas if r.process.poll() is not None]
-                if dead:
-                    say(f"replica(s) on port {dead} exited on their own")
-                    break
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        stop_us = now_us()
-        clean = sigterm_all(replicas)
-        per_replica = [delivered_in_log(r) for r in replicas]
-        say(f"SIGTERM sent to all; clean shutdowns: {clean}")
-        say(f"'delivery succeeded' lines per replica: {per_replica}")
-        time.sleep(0.5)
-        arrivals = receiver.records()
-        tally = tally_every(arrivals, tasks, until_us=stop_us - 1 * US)
-        say(f"{len(arrivals)} arrivals in all")
-        report_tally(tally, tasks)
+        receiver, replicas, tasks = set_up(workspace, database_url, args, seconds)
+        stop_us, clean = act(receiver, replicas, seconds)
+        return judge(receiver, replicas, tasks, stop_us, clean)
+
+
+def set_up(
+    workspace: Workspace, database_url: str, args: argparse.Namespace, seconds: float
+) -> tuple[Receiver, list[ServiceProcess], dict[str, EveryTask]]:
+    """The receiver, `--replicas` replicas on one schema and `--tasks` tasks @every 1s."""
+    receiver = workspace.receiver().start()
+    env = service_env(database_url)
+    replicas = [workspace.service(env, f"replica{i + 1}") for i in range(args.replicas)]
+    for replica in replicas:
+        replica.start(timeout=60)
+    say(f"{len(replicas)} replicas up on ports {[r.port for r in replicas]}")
+    with api(replicas[0].base_url) as client:
+        tasks = {}
+        for i in range(args.tasks):
+            task = create_every_task(
+                client, name=f"every-1s-{i}", seconds=1, webhook_url=receiver.url(str(i))
+            )
+            tasks[task.id] = task
+    say(f"{len(tasks)} tasks @every 1s created; running for {seconds:g} s")
+    return receiver, replicas, tasks
+
+
+def act(
+    receiver: Receiver, replicas: list[ServiceProcess], seconds: float
+) -> tuple[int, list[bool]]:
+    """Let the replicas deliver for `seconds` (unless one exits), then SIGTERM all of them at
+    once; (the stop time, which of them shut down cleanly)."""
+    with progress(receiver):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            dead = [r.port for r in replicas if r.process.poll() is not None]
+            if dead:
+                say(f"replica(s) on port {dead} exited on their own")
+                break
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    stop_us = now_us()
+    clean = sigterm_all(replicas)
+    say(f"SIGTERM sent to all; clean shutdowns: {clean}")
+    return stop_us, clean
+
+
+def judge(
+    receiver: Receiver,
+    replicas: list[ServiceProcess],
+    tasks: dict[str, EveryTask],
+    stop_us: int,
+    clean: list[bool],
+) -> tuple[Tally, list[str], str]:
+    """Every fire time up to the stop exactly once, and every replica delivered its share."""
+    per_replica = [delivered_in_log(r) for r in replicas]
+    say(f"'delivery succeeded' lines per replica: {per_replica}")
+    time.sleep(0.5)
+    arrivals = receiver.records()
+    tally = tally_every(arrivals, tasks, until_us=stop_us - 1 * US)
+    say(f"{len(arrivals)} arrivals in all")
+    report_tally(tally, tasks)
     problems = []
     if tally.missing:
         problems.append(f"{len(tally.missing)} missing")

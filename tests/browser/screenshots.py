@@ -18,10 +18,12 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
+from harness import ROOT
+from harness.receiver import Answer, WebhookReceiver
+from harness.service import ServiceProcess
+from harness.waiting import wait_until
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import TEST_TOKEN
-from tests.receiver import Answer, WebhookReceiver
-from tests.support import ROOT, ServiceProcess, wait_until
 
 OUTPUT = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}

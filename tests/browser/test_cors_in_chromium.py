@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.service import ServiceProcess
 from tests.browser.conftest import StaticSite
 from tests.conftest import TEST_TOKEN
-from tests.support import ServiceProcess
 
 # What the Insignia frontend does: fetch with an Authorization header (so a preflight first),
 # a JSON body on POST, and a trailing slash on the collection paths.

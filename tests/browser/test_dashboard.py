@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.receiver import WebhookReceiver
+from harness.service import ServiceProcess
+from harness.waiting import wait_until
 from tests.browser.conftest import StaticSite
 from tests.conftest import TEST_TOKEN
-from tests.receiver import WebhookReceiver
-from tests.support import ServiceProcess, wait_until
 
 WEBHOOK_TOKEN = "dashboard-webhook-secret-0123456789"
 DEADLINE_MS = 15_000

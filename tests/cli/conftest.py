@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from harness import ROOT
+from harness.service import ServiceProcess
 from tests.conftest import TEST_TOKEN
-from tests.support import ROOT, ServiceProcess
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 # Nothing is delivered while these tests run: the scheduler is off, and runs queued by

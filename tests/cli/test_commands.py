@@ -8,9 +8,11 @@ import sys
 import threading
 from pathlib import Path
 
+from harness import ROOT
+from harness.service import ServiceProcess
+from harness.waiting import wait_until
 from tests.cli.conftest import Cli, clean_env, run_main
 from tests.conftest import TEST_TOKEN
-from tests.support import ROOT, ServiceProcess, wait_until
 
 HOOK = "https://hooks.example.com/cli"
 

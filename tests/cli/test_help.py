@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from app import __version__
+from harness import ROOT
 from tests.cli.conftest import clean_env, run_main
-from tests.support import ROOT
 
 COMMANDS = ["serve", "token", "version", "tasks", "logs", "keys", "apply", "export"]
 TASK_COMMANDS = [

@@ -2,7 +2,7 @@
 
 import tomllib
 
-from tests.support import ROOT
+from harness import ROOT
 
 
 def test_the_package_installs_the_insignia_command_and_the_pins():

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from harness import ROOT
 from tests.cli.conftest import AUTH, Cli, clean_env
 from tests.conftest import TEST_TOKEN
-from tests.support import ROOT
 
 MARK = re.compile(r"^<!-- readme-test(?::\s*(?P<label>[\w-]+))?\s*-->\n```(?:bash|sh)\n", re.M)
 README_URL = "http://127.0.0.1:8000"

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.service import ServiceProcess
 from tests.conftest import TEST_TOKEN
-from tests.support import ServiceProcess
 
 CHECKS = ",".join(
     [

@@ -9,8 +9,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import create_db_engine, create_session_factory
 from app.main import create_app
+from harness.receiver import WebhookReceiver
 from tests.conftest import TEST_TOKEN
-from tests.receiver import WebhookReceiver
+
+
+def before_resume(task: dict) -> str:
+    """A deactivated task's reason without the health ladder's note (which must be there)."""
+    reason, separator, _ = task["status_reason"].partition("; trying again at ")
+    assert separator, f"no resume time in {task['status_reason']!r}"
+    return reason
 
 
 def start_client(settings: Settings) -> TestClient:

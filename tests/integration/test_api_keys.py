@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.models import ApiKey
 from app.services.api_keys import hash_key
-from tests.support import wait_until
+from harness.waiting import wait_until
 
 SECRET = "s3cr3t-webhook-token-value"
 TASK = {

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.models import Occurrence
+from harness.receiver import Answer, WebhookReceiver, server_error, unknown_webhook
+from harness.replica import second_scheduler
+from harness.waiting import wait_until
 from tests.integration.conftest import start_client
-from tests.receiver import Answer, WebhookReceiver, server_error, unknown_webhook
-from tests.replica import second_scheduler
-from tests.support import wait_until
 
 LADDER = {
     "auto_resume_first_seconds": 1.0,

@@ -9,9 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from tests.integration.conftest import start_client
-from tests.receiver import Answer, WebhookReceiver, rate_limited, server_error, unknown_webhook
-from tests.support import before_resume, free_port, wait_until
+from harness.network import free_port
+from harness.receiver import Answer, WebhookReceiver, rate_limited, server_error, unknown_webhook
+from harness.waiting import wait_until
+from tests.integration.conftest import before_resume, start_client
 
 
 @pytest.fixture

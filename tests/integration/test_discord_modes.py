@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from harness.network import free_port
+from harness.receiver import Answer, WebhookReceiver
+from harness.waiting import wait_until
 from tests.integration.conftest import start_client
-from tests.receiver import Answer, WebhookReceiver
-from tests.support import free_port, wait_until
 
 
 @pytest.fixture

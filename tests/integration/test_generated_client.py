@@ -14,9 +14,10 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
+from harness.receiver import WebhookReceiver
+from harness.service import ServiceProcess
+from harness.waiting import wait_until
 from tests.conftest import TEST_TOKEN
-from tests.receiver import WebhookReceiver
-from tests.support import ServiceProcess, wait_until
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.models import Occurrence, Task
-from tests.integration.conftest import start_client
-from tests.receiver import Answer, WebhookReceiver, discord_message, unknown_webhook
-from tests.replica import second_scheduler
-from tests.support import before_resume, wait_until
+from harness.receiver import Answer, WebhookReceiver, discord_message, unknown_webhook
+from harness.replica import second_scheduler
+from harness.waiting import wait_until
+from tests.integration.conftest import before_resume, start_client
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import ROOT
+from harness.network import free_port
+from harness.waiting import wait_until
 from tests.conftest import TEST_TOKEN
-from tests.support import ROOT, free_port, wait_until
 
 
 def instructions(stage: str) -> list[tuple[str, str]]:

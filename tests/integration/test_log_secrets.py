@@ -19,9 +19,10 @@ from sqlalchemy import text
 from app.config import Settings
 from app.db import create_db_engine
 from app.logs import TRACEBACK_INDENT, JsonFormatter, RequestIdFilter, TextFormatter
+from harness.network import free_port
+from harness.receiver import Answer, WebhookReceiver
+from harness.waiting import wait_until
 from tests.integration.conftest import start_client
-from tests.receiver import Answer, WebhookReceiver
-from tests.support import free_port, wait_until
 
 # Distinctive strings, so that finding one in a log line can only mean a leak.
 DISCORD_SECRET = "dsc0rdT0kenLEAK-9f2e7a"

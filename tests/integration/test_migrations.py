@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from app.db import create_db_engine
 from app.migrations import alembic_config, upgrade_database
 from app.models import Base, described_by_models
-from tests.support import ROOT
+from harness import ROOT
 
 
 def schema_differences(url: str) -> list:

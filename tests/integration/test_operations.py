@@ -9,11 +9,11 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.scheduling.single import acquire_scheduler_lock, sqlite_database_path
+from harness.network import TcpProxy
+from harness.receiver import WebhookReceiver
+from harness.waiting import wait_until
 from tests.conftest import TEST_TOKEN
 from tests.integration.conftest import SCHEDULING, start_client
-from tests.receiver import WebhookReceiver
-from tests.support import wait_until
-from tests.tcp_proxy import TcpProxy
 
 
 def metric(text: str, name: str, **labels: str) -> float:

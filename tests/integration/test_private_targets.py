@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from harness.receiver import WebhookReceiver
+from harness.waiting import wait_until
 from tests.integration.conftest import start_client
-from tests.receiver import WebhookReceiver
-from tests.support import wait_until
 
 SETTING = "ALLOW_PRIVATE_WEBHOOK_TARGETS"
 SECRET = "s3cr3t-T0KEN-do-not-leak"

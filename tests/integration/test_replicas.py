@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.network import free_port
+from harness.receiver import Answer, WebhookReceiver
+from harness.service import ServiceProcess
+from harness.waiting import wait_until
 from tests.conftest import TEST_TOKEN
-from tests.receiver import Answer, WebhookReceiver
-from tests.support import ServiceProcess, free_port, wait_until
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.models import Occurrence, Task, TaskLog
 from app.scheduling.store import OccurrenceStore
+from harness.receiver import WebhookReceiver
+from harness.waiting import wait_until
 from tests.integration.conftest import start_client
-from tests.receiver import WebhookReceiver
-from tests.support import wait_until
 
 
 def create_task(client: TestClient, receiver: WebhookReceiver, hook: str = "1", **fields) -> dict:

@@ -8,8 +8,8 @@ from standardwebhooks import Webhook
 
 from app.config import Settings
 from app.delivery.signing import new_secret
+from harness.receiver import Received, server_error
 from tests.integration.conftest import start_client
-from tests.receiver import Received, server_error
 
 
 def verify(secret: str, request: Received) -> object:

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from harness.receiver import Answer, WebhookReceiver, server_error
+from harness.waiting import wait_until
 from tests.integration.conftest import start_client
-from tests.receiver import Answer, WebhookReceiver, server_error
-from tests.support import wait_until
 
 NASTY_NAME = 'He said "hi" \\ bye {{ not a template }}\n"}, "x": 1'
 

@@ -1,51 +1,21 @@
-"""Helpers for tests: waiting on conditions with a deadline, and running the service as a
-separate process (for restarts, kill -9 and several replicas)."""
+"""The service as a separate process (`python main.py`), for restarts, kill -9, several replicas
+and benchmarks."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
-
-
-def wait_until(
-    probe: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> T:
-    """Call `probe` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout} s for {what or probe}; last value {value!r}")
-        time.sleep(interval)
-
-
-def before_resume(task: dict) -> str:
-    """A deactivated task's reason without the health ladder's note (which must be there)."""
-    reason, separator, _ = task["status_reason"].partition("; trying again at ")
-    assert separator, f"no resume time in {task['status_reason']!r}"
-    return reason
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from harness import ROOT
+from harness.network import free_port
+from harness.waiting import wait_until
 
 
 class ServiceProcess:
-    """`python main.py` in a child process, with its output in a log file."""
+    """`python main.py` in a child process on a free port, with its output in a log file."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
@@ -58,6 +28,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, timeout: float = 30.0) -> "ServiceProcess":
+        """Start the process (again, on the same port) and wait until /readyz answers 200."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "main.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log
@@ -67,6 +38,7 @@ class ServiceProcess:
         return self
 
     def _ready(self) -> bool:
+        """True once /readyz answers 200; fails at once if the process exited."""
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"service exited with {self.process.returncode}:\n{self.log()}")
@@ -92,9 +64,18 @@ class ServiceProcess:
         return code in (0, -signal.SIGTERM) and "Application shutdown complete" in self.log()
 
     def log(self) -> str:
+        """Everything the process (and its earlier runs) wrote so far; empty before the first."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop_quietly(self) -> None:
+        """SIGKILL if it is still running; nothing otherwise (for clean-up paths)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the running process has used, from /proc (Linux)."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

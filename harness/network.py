@@ -1,8 +1,16 @@
-"""A TCP forwarder on 127.0.0.1 that a test can cut and restore, to simulate a database outage."""
+"""Ports on 127.0.0.1: a free one, and a TCP forwarder that a test can cut and restore, to
+simulate a database outage."""
 
 import contextlib
 import socket
 import threading
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on at the moment."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class TcpProxy:
@@ -13,10 +21,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()
 
     def __enter__(self) -> "TcpProxy":
         self.restore()

@@ -18,7 +18,7 @@ checks them again as aiohttp parses the URL.
 import json
 import socket
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,12 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from app import __version__
-from app.delivery.guard import PrivateTargets, check_resolved_addresses, parse_literal_host
+from app.delivery.guard import (
+    PrivateTargets,
+    UnsafeTargetError,
+    check_resolved_addresses,
+    parse_literal_host,
+)
 
 USER_AGENT = f"InsigniaTaskScheduler/{__version__} (webhook scheduler)"
 DNS_CACHE_SECONDS = 10
@@ -157,7 +162,21 @@ def refuse_private_literal(url: str, *, allow_private: PrivateTargets | bool = F
     """Raise UnsafeTargetError if the host, as aiohttp itself parses the URL, is an IP literal
     the policy does not allow. Literals never reach the resolver, and the sender's own check
     parses URLs with another parser: this makes sure both saw the same host."""
+    refusal = _literal_refusal(url, PrivateTargets.of(allow_private))
+    if refusal is not None:
+        raise UnsafeTargetError(refusal)
+
+
+@lru_cache(maxsize=4096)
+def _literal_refusal(url: str, targets: PrivateTargets) -> str | None:
+    """Why the IP literal in ``url`` is refused under ``targets`` (None: allowed, or a name).
+    Remembered: every request checks its URL, and the answer depends on nothing else."""
     host = URL(url).raw_host or ""
     literal = parse_literal_host(host)
-    if literal is not None:
-        check_resolved_addresses(host, [str(literal)], allow_private=allow_private)
+    if literal is None:
+        return None
+    try:
+        check_resolved_addresses(host, [str(literal)], allow_private=targets)
+    except UnsafeTargetError as exc:
+        return str(exc)
+    return None

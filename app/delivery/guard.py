@@ -430,17 +430,24 @@ def check_url_target(url: str, *, allow_private: PrivateTargets | bool = False) 
     literals in any spelling by their address, names only when they are local or metadata
     names; other names are not resolved here (see check_resolved_addresses).
     """
+    refusal = _url_target_refusal(url, PrivateTargets.of(allow_private))
+    if refusal is not None:
+        raise UnsafeTargetError(refusal)
+
+
+@lru_cache(maxsize=4096)
+def _url_target_refusal(url: str, targets: PrivateTargets) -> str | None:
+    """Why ``url`` is refused under ``targets`` (None: it is not). Remembered, since every
+    delivery checks its URL again and the answer depends on nothing else."""
     host = _normalize_host(_url_hostname(url))
-    targets = PrivateTargets.of(allow_private)
     literal = parse_literal_host(host)
     if literal is not None:
         problem = targets.address_problem(literal)
     else:
         problem = targets.name_problem(host)
-    if problem is not None:
-        raise UnsafeTargetError(
-            f"refusing to send to {_display(host)}: it is {problem}; {targets.hint(problem)}"
-        )
+    if problem is None:
+        return None
+    return f"refusing to send to {_display(host)}: it is {problem}; {targets.hint(problem)}"
 
 
 def check_resolved_addresses(

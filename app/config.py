@@ -5,8 +5,9 @@ running with a surprise. There is no default API token: when `API_TOKEN` is unse
 generates one on first start and keeps it in the database (see `app.tokens`).
 """
 
+import os
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     scheduler_enabled: bool = True
+    # Service processes in one container; unset: one per CPU this process may run on.
+    workers: int | None = Field(default=None, ge=1, le=64)
     # false, true, or a list of networks and host names; read it through `private_targets`.
     allow_private_webhook_targets: bool | str = False
     retry_backoff_base_seconds: float = Field(default=2.0, gt=0)
@@ -143,9 +146,10 @@ class Settings(BaseSettings):
             )
         return self
 
-    @property
+    @cached_property
     def discord_hosts(self) -> frozenset[str]:
-        """Hosts (or host:port) treated as Discord besides discord.com and its variants."""
+        """Hosts (or host:port) treated as Discord besides discord.com and its variants (read
+        for every delivery: computed once)."""
         return frozenset(host.lower() for host in split_list(self.discord_extra_hosts))
 
     @property
@@ -167,9 +171,21 @@ class Settings(BaseSettings):
         return parse_private_targets(self.allow_private_webhook_targets)
 
     @property
+    def worker_count(self) -> int:
+        """How many service processes to run: WORKERS, else the CPUs available to this one."""
+        return self.workers or available_cpus()
+
+    @property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver SQLAlchemy should use (psycopg2 for PostgreSQL)."""
         return normalize_database_url(self.database_url)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def split_list(value: str) -> list[str]:

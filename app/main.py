@@ -25,11 +25,12 @@ from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.delivery.client import create_http_client
 from app.delivery.sender import Sender
+from app.logs import configure_logging
 from app.metrics import Metrics
 from app.migrations import upgrade_database
 from app.scheduling.scheduler import Scheduler
 from app.scheduling.single import acquire_scheduler_lock, sqlite_database_path
-from app.scheduling.wakeup import on_committed_wake
+from app.scheduling.wakeup import SqliteDoorbell, on_committed_wake
 from app.tokens import resolve_api_token
 
 logger = logging.getLogger(__name__)
@@ -86,15 +87,37 @@ async def scheduler_for(
         may_schedule=may_schedule,
         pass_lock=pass_lock,
     )
-    on_committed_wake(factory, scheduler.wake)
-    await scheduler.start(run_loop=settings.scheduler_enabled and may_schedule)
+    looping = settings.scheduler_enabled and may_schedule
+    await scheduler.start(run_loop=looping)
+    doorbell = _wire_wakeups(factory, scheduler, settings, looping=looping)
     try:
         yield scheduler
     finally:
+        if doorbell is not None:
+            doorbell.close()
         await scheduler.stop()
         await sender.close()
         if lock is not None:
             lock.close()
+
+
+def _wire_wakeups(
+    factory: sessionmaker[Session], scheduler: Scheduler, settings: Settings, *, looping: bool
+) -> SqliteDoorbell | None:
+    """Wake schedulers after commits that move due work earlier: this process's, and on SQLite
+    the one in whichever process runs it (its doorbell, returned when this process listens)."""
+    database_file = sqlite_database_path(settings.sqlalchemy_url)
+    doorbell = SqliteDoorbell(database_file) if database_file is not None else None
+    if doorbell is None or (looping and doorbell.listen(scheduler.wake)):
+        on_committed_wake(factory, scheduler.wake)
+        return doorbell if looping else None
+
+    def wake_everywhere() -> None:
+        scheduler.wake()
+        doorbell.ring()
+
+    on_committed_wake(factory, wake_everywhere)
+    return None
 
 
 def _scheduler_lock(settings: Settings) -> tuple[Any, bool, Callable[[], Any] | None]:
@@ -203,6 +226,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui.router)
     _add_middleware(app, settings, metrics)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The application in one of several worker processes (WORKERS > 1): a fresh process,
+    which sets up its own logging first."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:

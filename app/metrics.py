@@ -6,11 +6,13 @@ Prometheus scrapes, so every replica reports the same shared numbers.
 """
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +22,8 @@ from app.models import Occurrence, Task
 
 logger = logging.getLogger(__name__)
 
+# Set (by `serve` with WORKERS > 1) before the workers start: where their counters meet.
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -28,6 +32,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # What GET /metrics shows: this registry, or with several worker processes their
+        # counters merged (prometheus_client's multiprocess mode) and the database's gauges.
+        self.exposition = self.registry
         counter, histogram = self._counter, self._histogram
         self.deliveries = counter(
             "insignia_deliveries", "Delivery attempts by what came of them", ["outcome"]
@@ -73,7 +80,13 @@ class Metrics:
 
     def watch_database(self, factory: sessionmaker[Session]) -> None:
         """Report the shared state gauges from this database at scrape time."""
-        self.registry.register(DatabaseStateCollector(factory))
+        collector = DatabaseStateCollector(factory)
+        self.registry.register(collector)
+        if os.environ.get(MULTIPROCESS_DIRECTORY):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)
+            merged.register(collector)
+            self.exposition = merged
 
 
 class DatabaseStateCollector(Collector):

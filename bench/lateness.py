@@ -74,10 +74,12 @@ def clear(url: str) -> None:
     engine.dispose()
 
 
-def measure(kind: str, counts: list[int], log_dir: Path, rounds: int) -> list[dict]:
+def measure(
+    kind: str, counts: list[int], log_dir: Path, rounds: int, workers: int = 1
+) -> list[dict]:
     rows = []
     with temporary_database(kind) as url, running_receiver() as receiver:
-        env = service_env(url)
+        env = service_env(url, WORKERS=str(workers))
         service = ServiceProcess(env, log_dir / f"service-{kind}.log").start()
         try:
             for count in counts:
@@ -129,17 +131,21 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help=f"N = 1 ({QUICK_ROUNDS} rounds) and 100 only"
     )
+    parser.add_argument("--workers", type=int, default=1, help="WORKERS of the service")
     args = parser.parse_args()
     counts = [1, 100] if args.quick else [int(c) for c in args.counts.split(",")]
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    print(f"# firing lateness, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"# firing lateness, {os.cpu_count()} cores, WORKERS={args.workers}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
     print("| db | due together | received | p50 ms | p99 ms | max ms | all received within ms |")
     print("|---|---|---|---|---|---|---|")
     faults = 0
     with tempfile.TemporaryDirectory() as logs:
         for kind in kinds:
             rounds = QUICK_ROUNDS if args.quick else SINGLE_TASK_ROUNDS
-            for row in measure(kind, counts, Path(logs), rounds):
+            for row in measure(kind, counts, Path(logs), rounds, args.workers):
                 within = "" if row["due_together"] == 1 else f"{row['all_in_ms']:.0f}"
                 print(
                     f"| {row['db']} | {row['due_together']} | {row['samples']}/{row['expected']}"

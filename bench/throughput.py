@@ -32,9 +32,16 @@ CONCURRENCY = (10, 50, 200)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its live children (WORKERS > 1), from /proc."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def insert_due_tasks(url: str, webhook: str, count: int, due: datetime) -> None:
@@ -65,13 +72,20 @@ def insert_due_tasks(url: str, webhook: str, count: int, due: datetime) -> None:
 
 
 def run_level(
-    kind: str, url: str, receiver: str, count: int, concurrency: int, logs: Path, replicas: int
+    kind: str,
+    url: str,
+    receiver: str,
+    count: int,
+    concurrency: int,
+    logs: Path,
+    replicas: int,
+    workers: int = 1,
 ):
     engine = create_db_engine(url)
     with engine.begin() as conn:
         for table in ("task_logs", "occurrences", "tasks"):
             conn.execute(text(f"DELETE FROM {table}"))
-    env = service_env(url, MAX_CONCURRENT_DELIVERIES=str(concurrency))
+    env = service_env(url, MAX_CONCURRENT_DELIVERIES=str(concurrency), WORKERS=str(workers))
     services = [
         ServiceProcess(env, logs / f"{kind}-{concurrency}-{n}.log").start() for n in range(replicas)
     ]
@@ -101,7 +115,9 @@ def run_level(
         engine.dispose()
     elapsed = (finished - due).total_seconds()
     return {
-        "db": kind if replicas == 1 else f"{kind} x{replicas} processes",
+        "db": kind
+        + (f" x{replicas} replicas" if replicas > 1 else "")
+        + (f", WORKERS={workers}" if workers > 1 else ""),
         "concurrency": concurrency,
         "delivered": done,
         "failed": failed,
@@ -123,11 +139,17 @@ def main() -> int:
         default=1,
         help="service processes sharing the database (PostgreSQL; CPU is their sum)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="WORKERS of each service (CPU is their sum)"
+    )
+    parser.add_argument("--levels", default=None, help="concurrency levels, e.g. 50,200")
     args = parser.parse_args()
     if args.replicas > 1 and args.db != "postgresql":
         parser.error("--replicas needs --db postgresql (SQLite has one scheduler per file)")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     levels = (50,) if args.quick else CONCURRENCY
+    if args.levels:
+        levels = tuple(int(level) for level in args.levels.split(","))
     print(
         f"# delivery throughput, {args.tasks} tasks, {os.cpu_count()} cores, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
@@ -144,7 +166,14 @@ def main() -> int:
                 upgrade_database(url)
                 for level in levels:
                     row = run_level(
-                        kind, url, receiver, args.tasks, level, Path(logs), args.replicas
+                        kind,
+                        url,
+                        receiver,
+                        args.tasks,
+                        level,
+                        Path(logs),
+                        args.replicas,
+                        args.workers,
                     )
                     print(
                         f"| {row['db']} | {row['concurrency']} | {row['delivered']}"

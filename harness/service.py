@@ -20,7 +20,14 @@ class ServiceProcess:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.log_path = log_path
-        self.env = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        # One process unless the test asks for more: kill -9 and CPU readings mean that process.
+        self.env = {
+            "WORKERS": "1",
+            **os.environ,
+            **env,
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

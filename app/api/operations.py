@@ -39,7 +39,7 @@ PROMETHEUS_TEXT = {
 @router.get("/metrics", response_class=Response, responses=PROMETHEUS_TEXT)
 async def metrics(request: Request) -> Response:
     """Public: Prometheus text format (no task names, URLs or ids in labels)."""
-    registry = request.app.state.metrics.registry
+    registry = request.app.state.metrics.exposition
     body = await run_in_threadpool(generate_latest, registry)  # the gauges read the database
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

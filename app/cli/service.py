@@ -7,9 +7,12 @@ The service's modules (settings, database, uvicorn) are imported where they are 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -39,25 +42,49 @@ def load_settings() -> Settings:
 
 
 def serve() -> None:
-    """Serve the API and run the scheduler (the default command)."""
+    """Serve the API and run the scheduler (the default command), in WORKERS processes."""
     import uvicorn
 
     from app.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # the service writes its own access line, with route and request id
-        proxy_headers=True,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,  # the service writes its own access line, with route and request id
+        "proxy_headers": True,
         # Cloud Run kills 10 s after SIGTERM: 2 s for open requests, then the scheduler's
         # SHUTDOWN_GRACE_SECONDS (5) for deliveries and a short flush of their records.
-        timeout_graceful_shutdown=2,
-    )
+        "timeout_graceful_shutdown": 2,
+    }
+    workers = settings.worker_count
+    if workers == 1:
+        uvicorn.run("app.main:create_app", factory=True, **options)
+        return
+    # Each worker is a fresh process: it sets up its own logging (create_worker_app), and the
+    # workers' counters meet in one directory so that /metrics shows them all.
+    with shared_metrics_directory():
+        uvicorn.run("app.main:create_worker_app", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def shared_metrics_directory() -> Iterator[Path]:
+    """A new empty directory for the workers' metrics, named in PROMETHEUS_MULTIPROC_DIR while
+    the service runs, removed after."""
+    from app.metrics import MULTIPROCESS_DIRECTORY
+
+    with tempfile.TemporaryDirectory(prefix="insignia-metrics-") as directory:
+        previous = os.environ.get(MULTIPROCESS_DIRECTORY)
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        try:
+            yield Path(directory)
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROCESS_DIRECTORY, None)
+            else:
+                os.environ[MULTIPROCESS_DIRECTORY] = previous
 
 
 def token() -> None:

@@ -3,12 +3,18 @@
 Services call `request_wake(session)` inside the transaction that made the change. After the
 commit, schedulers in this process are woken through the session factory's `after_commit` hook;
 on PostgreSQL the same transaction also sends `NOTIFY`, which reaches the schedulers of every
-replica (PostgreSQL delivers it at commit, never for a transaction that rolled back).
+replica (PostgreSQL delivers it at commit, never for a transaction that rolled back); on SQLite,
+where one of the worker processes runs the scheduler, the others ring its `SqliteDoorbell`.
 """
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+import socket
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, text
@@ -110,3 +116,59 @@ class PostgresWakeListener:
             connection.close()
         except Exception:  # already broken; nothing more to release
             logger.debug("closing a broken wake-up connection failed", exc_info=True)
+
+
+class SqliteDoorbell:
+    """Wakes the scheduler of a SQLite database from the other processes using it.
+
+    On SQLite one process runs the scheduler (see `single`) while every worker serves the API;
+    a task created or run by hand in another worker rings this bell so the scheduler looks at
+    once instead of at its next poll. The bell is a Unix datagram socket in Linux's abstract
+    namespace, named after the database file (nothing on disk to clean up); elsewhere it is
+    silent and the scheduler finds the work at its next poll (SCHEDULER_POLL_SECONDS).
+    """
+
+    def __init__(self, database: Path) -> None:
+        digest = hashlib.sha256(str(database).encode()).hexdigest()[:32]
+        self._address = f"\0insignia-wake-{digest}"
+        self._socket: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def listen(self, on_ring: Callable[[], None]) -> bool:
+        """Answer rings with `on_ring` (in the running loop); False where this cannot be done."""
+        if not sys.platform.startswith("linux"):
+            return False
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            listener.bind(self._address)
+        except OSError:
+            listener.close()
+            return False
+        listener.setblocking(False)
+        self._socket, self._loop = listener, asyncio.get_running_loop()
+        self._loop.add_reader(listener.fileno(), self._drain, on_ring)
+        return True
+
+    def _drain(self, on_ring: Callable[[], None]) -> None:
+        assert self._socket is not None
+        with contextlib.suppress(BlockingIOError):
+            while self._socket.recv(16):
+                pass
+        on_ring()
+
+    def ring(self) -> None:
+        """Wake the listening process, if there is one (never blocks, never raises)."""
+        if not sys.platform.startswith("linux"):
+            return
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as bell:
+            bell.setblocking(False)
+            bell.sendto(b"!", self._address)
+
+    def close(self) -> None:
+        """Stop listening."""
+        listener, self._socket = self._socket, None
+        if listener is None:
+            return
+        if self._loop is not None:
+            self._loop.remove_reader(listener.fileno())
+        listener.close()

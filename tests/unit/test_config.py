@@ -143,3 +143,17 @@ def test_a_signing_secret_of_the_standard_form_is_taken() -> None:
     secret = "whsec_" + "A" * 32
     assert Settings(_env_file=None, webhook_signing_secret=secret).default_signing_secret == secret
     assert Settings(_env_file=None, webhook_signing_secret="").default_signing_secret is None
+
+
+def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("WORKERS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    assert Settings(_env_file=None).worker_count == 3
+    assert Settings(_env_file=None, workers=1).worker_count == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65", "two"])
+def test_workers_must_be_a_sensible_count(monkeypatch, value: str):
+    monkeypatch.setenv("WORKERS", value)
+    with pytest.raises(ValidationError, match="workers"):
+        Settings(_env_file=None)

@@ -5,9 +5,11 @@ running with a surprise. There is no default API token: when `API_TOKEN` is unse
 generates one on first start and keeps it in the database (see `app.tokens`).
 """
 
+import math
 import os
 import re
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -181,11 +183,26 @@ class Settings(BaseSettings):
         return normalize_database_url(self.database_url)
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the system says, else all)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: those it may run on (its affinity where the system says,
+    else all), fewer when a container's CPU quota (cgroup v2 `cpu.max`) allows less."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_cpu_max)
+    return max(1, min(cpus, quota) if quota is not None else cpus)
+
+
+def cgroup_cpu_quota(path: Path) -> int | None:
+    """The CPUs a cgroup v2 `cpu.max` file ("quota period", or "max period") allows, rounded
+    up; None when there is no such file or no limit."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return math.ceil(int(quota) / int(period)) if quota != "max" else None
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
 
 
 def split_list(value: str) -> list[str]:

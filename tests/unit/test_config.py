@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings, normalize_database_url
+from app.config import Settings, available_cpus, cgroup_cpu_quota, normalize_database_url
 from app.delivery.guard import ALL_PRIVATE, PUBLIC_ONLY, PrivateTargets
 
 
@@ -157,3 +157,22 @@ def test_workers_must_be_a_sensible_count(monkeypatch, value: str):
     monkeypatch.setenv("WORKERS", value)
     with pytest.raises(ValidationError, match="workers"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("max 100000", 3), ("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1)],
+)
+def test_workers_follow_a_container_cpu_quota(monkeypatch, tmp_path, content, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(content + "\n")
+    assert available_cpus(cpu_max) == expected
+
+
+@pytest.mark.parametrize("content", [None, "", "garbage", "0 0", "1 x"])
+def test_an_unreadable_cpu_quota_is_no_limit(tmp_path, content):
+    cpu_max = tmp_path / "cpu.max"
+    if content is not None:
+        cpu_max.write_text(content)
+    assert cgroup_cpu_quota(cpu_max) is None

@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.receiver import WebhookReceiver
+from harness.service import ServiceProcess
+from harness.waiting import wait_until
 from tests.conftest import TEST_TOKEN
-from tests.receiver import WebhookReceiver
-from tests.support import ServiceProcess, wait_until
 
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 RUNS = 6

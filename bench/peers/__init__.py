@@ -1,0 +1,1 @@
+"""The systems bench.alternatives measures next to this service, each in its own process(es)."""

@@ -124,7 +124,12 @@ class Task(Base):
 
 
 class TaskLog(Base):
-    """One delivery attempt of a task (or a row written by hand through the API)."""
+    """One delivery attempt of a task (or a row written by hand through the API).
+
+    On PostgreSQL the table is partitioned by month of `execution_time` (migration 0008,
+    app.scheduling.partitions), and PostgreSQL requires its primary key to hold the partition
+    column: there it is (id, execution_time). The ORM still identifies a row by `id` alone, a
+    random UUID, which is the whole key on SQLite."""
 
     __tablename__ = "task_logs"
 

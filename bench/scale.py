@@ -6,8 +6,14 @@ and a load generator sends each request shape `--requests` times at each `--conc
 (1: the service time of one request alone; more: queueing on the service's cores too),
 reporting p50/p99. Reads use the default page size (100).
 
+Each task's log rows are spread evenly over the last `--months` months (0: one an hour, as the
+earlier runs had it), into the monthly partitions of task_logs, made for them beforehand, so
+that queries meet as many partitions as a service keeping that much history has. They are
+written in transactions of about a million rows, so any `--logs-per-task` fits.
+
     python -m bench.scale                                  # 100k tasks, 10M log rows (~5 min)
     python -m bench.scale --tasks 10000 --logs-per-task 50 --requests 100   # quicker
+    python -m bench.scale --logs-per-task 200 --months 6   # 20M log rows over 6 months
 """
 
 import argparse
@@ -18,12 +24,14 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy import text
 
 from app.db import create_db_engine
 from app.migrations import upgrade_database
+from app.scheduling.partitions import MONTHS_AHEAD, ensure_partitions, list_partitions, month_start
 from bench.common import BENCH_TOKEN, percentile, service_env, temporary_database
 from bench.throughput import cpu_seconds
 from harness.service import ServiceProcess
@@ -32,42 +40,53 @@ AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
 DEEP_SKIP_REQUESTS = 16
 
 
-def fill(url: str, tasks: int, logs_per_task: int) -> dict[str, str]:
+TASKS = text(
+    """
+    INSERT INTO tasks (id, name, schedule, timezone, catchup, webhook_url, payload,
+                       max_retry, status, next_run_at, created_at, updated_at)
+    SELECT gen_random_uuid(), 'task ' || g, '@every 1h', 'UTC', 'latest',
+           'https://hooks.example.com/' || g, '{"content": "x"}'::jsonb, 3,
+           CASE WHEN g % 10 = 0 THEN 'inactive' ELSE 'active' END,
+           CASE WHEN g % 10 = 0 THEN NULL
+                ELSE now() + interval '1 hour' + (g % 3600) * interval '1 second' END,
+           now() - g * interval '1 second', now() - g * interval '1 second'
+    FROM generate_series(1, :n) AS g
+    """
+)
+# The g-th log row of each task: `step` seconds apart going back from :now, each task at its
+# own offset within the step.
+LOGS = text(
+    """
+    INSERT INTO task_logs (id, task_id, execution_time, scheduled_for, status,
+                           retry_count, message, http_status, duration_ms, trigger,
+                           created_at)
+    SELECT gen_random_uuid(), t.id,
+           :now - (g * :step + (hashtext(t.id::text) & 2147483647) % :step)
+                  * interval '1 second',
+           :now - g * :step * interval '1 second',
+           CASE WHEN g % 50 = 0 THEN 'failed' ELSE 'success' END, 0,
+           'Delivered (HTTP 204)', 204, 35, 'schedule', :now
+    FROM tasks t CROSS JOIN generate_series(:first, :last) AS g
+    """
+)
+ROWS_PER_TRANSACTION = 1_000_000
+MONTH_SECONDS = 30.44 * 86_400
+
+
+def fill(url: str, tasks: int, logs_per_task: int, months: int) -> dict[str, str]:
     """Generate the rows; return a few ids and instants the requests use."""
     engine = create_db_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO tasks (id, name, schedule, timezone, catchup, webhook_url, payload,
-                                   max_retry, status, next_run_at, created_at, updated_at)
-                SELECT gen_random_uuid(), 'task ' || g, '@every 1h', 'UTC', 'latest',
-                       'https://hooks.example.com/' || g, '{"content": "x"}'::jsonb, 3,
-                       CASE WHEN g % 10 = 0 THEN 'inactive' ELSE 'active' END,
-                       CASE WHEN g % 10 = 0 THEN NULL
-                            ELSE now() + interval '1 hour' + (g % 3600) * interval '1 second' END,
-                       now() - g * interval '1 second', now() - g * interval '1 second'
-                FROM generate_series(1, :n) AS g
-                """
-            ),
-            {"n": tasks},
-        )
-        conn.execute(
-            text(
-                """
-                INSERT INTO task_logs (id, task_id, execution_time, scheduled_for, status,
-                                       retry_count, message, http_status, duration_ms, trigger,
-                                       created_at)
-                SELECT gen_random_uuid(), t.id,
-                       now() - (g * 3600 + (hashtext(t.id::text) & 3599)) * interval '1 second',
-                       now() - g * interval '1 hour',
-                       CASE WHEN g % 50 = 0 THEN 'failed' ELSE 'success' END, 0,
-                       'Delivered (HTTP 204)', 204, 35, 'schedule', now()
-                FROM tasks t CROSS JOIN generate_series(1, :k) AS g
-                """
-            ),
-            {"k": logs_per_task},
-        )
+        conn.execute(TASKS, {"n": tasks})
+        now = conn.execute(text("SELECT now()")).scalar_one()
+        step = max(1, int(months * MONTH_SECONDS / logs_per_task)) if months else 3600
+        _make_partitions(conn, now, span=timedelta(seconds=step * (logs_per_task + 1)))
+    per_transaction = max(1, ROWS_PER_TRANSACTION // tasks)
+    for first in range(1, logs_per_task + 1, per_transaction):
+        last = min(first + per_transaction - 1, logs_per_task)
+        with engine.begin() as conn:
+            conn.execute(LOGS, {"now": now, "step": step, "first": first, "last": last})
+        print(f"  {last * tasks:,} log rows", file=sys.stderr, flush=True)
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
         some_task = conn.execute(text("SELECT id FROM tasks ORDER BY created_at LIMIT 1")).scalar()
@@ -76,12 +95,23 @@ def fill(url: str, tasks: int, logs_per_task: int) -> dict[str, str]:
     return {"task_id": str(some_task), "newest": newest.isoformat()}
 
 
+def _make_partitions(conn: Any, now: datetime, *, span: timedelta) -> None:
+    """The monthly partitions of task_logs for the months the rows will cover (the migration
+    made the current month and the MONTHS_AHEAD after it), and a line saying how many."""
+    first, current = month_start(now - span), month_start(now)
+    months = (current.year - first.year) * 12 + current.month - first.month
+    ensure_partitions(conn, first, months_ahead=months + MONTHS_AHEAD)
+    count = len([p for p in list_partitions(conn) if not p.is_default])
+    print(f"# task_logs: {count} monthly partitions and a default one, from {first:%Y-%m}")
+
+
 async def measure(base: str, shape: str, method: str, path: str, params, requests, concurrency):
     """Send one request shape `requests` times; p50/p99 in ms. The load generator is aiohttp:
     it shares the 2 cores with the service, and costs it less CPU than httpx would."""
     timings: list[float] = []
     slots = asyncio.Semaphore(concurrency)
-    timeout = aiohttp.ClientTimeout(total=60)
+    # A deep `skip` over tens of millions of rows takes a minute and more with 8 at once.
+    timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(base, headers=AUTH, timeout=timeout) as client:
 
         async def one(i: int) -> None:
@@ -161,14 +191,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--logs-per-task", type=int, default=100)
+    parser.add_argument(
+        "--months", type=int, default=3, help="spread each task's logs over this many months"
+    )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", default="1,8", help="comma-separated levels")
     parser.add_argument("--idle-seconds", type=int, default=60)
+    parser.add_argument(
+        "--deep-skip-requests",
+        type=int,
+        default=DEEP_SKIP_REQUESTS,
+        help="requests of the deep `skip` shape (seconds each on large tables)",
+    )
     args = parser.parse_args()
     total_logs = args.tasks * args.logs_per_task
     print(
         f"# python -m bench.scale --tasks {args.tasks} --logs-per-task {args.logs_per_task} "
-        f"--requests {args.requests} --concurrency {args.concurrency}"
+        f"--months {args.months} --requests {args.requests} --concurrency {args.concurrency} "
+        f"--idle-seconds {args.idle_seconds} --deep-skip-requests {args.deep_skip_requests}"
     )
     print(
         f"# {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, PostgreSQL, "
@@ -177,7 +217,7 @@ def main() -> int:
     with temporary_database("postgresql") as url, tempfile.TemporaryDirectory() as logs:
         upgrade_database(url)
         started = time.perf_counter()
-        ids = fill(url, args.tasks, args.logs_per_task)
+        ids = fill(url, args.tasks, args.logs_per_task, args.months)
         ids["half"] = str(total_logs // 2)
         print(f"# rows generated in {time.perf_counter() - started:.0f} s")
         deep = cursor_at_depth(url, total_logs // 2)
@@ -201,7 +241,7 @@ def main() -> int:
                 # Deep `skip` takes seconds a request (the point of measuring it): fewer.
                 count = args.requests
                 if "skip=" in shape:
-                    count = min(count, DEEP_SKIP_REQUESTS)
+                    count = min(count, args.deep_skip_requests)
                 for level in levels:
                     p50, p99 = asyncio.run(
                         measure(service.base_url, shape, method, path, params, count, level)

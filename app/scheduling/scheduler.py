@@ -373,6 +373,11 @@ class Scheduler:
         if pruned:
             logger.info("pruned finished occurrences", extra={"count": pruned})
         days = self._settings.log_retention_days
+        created, dropped = await self._db(
+            self.store.maintain_log_partitions, retention=timedelta(days=days) if days else None
+        )
+        if created or dropped:
+            logger.info("log partitions", extra={"created": created, "dropped": dropped})
         if not days:
             return
         deleted = 0

@@ -38,6 +38,7 @@ from app.scheduling.attempts import (
     draw_jitter,
 )
 from app.scheduling.ladder import Ladder
+from app.scheduling.partitions import drop_partitions_before, ensure_partitions
 from app.scheduling.planner import DuePlan, Firing, next_run_after, plan_due, upcoming_runs
 from app.scheduling.wakeup import request_wake
 from app.text import plain
@@ -275,10 +276,29 @@ class OccurrenceStore:
                 delete(Occurrence).where(Occurrence.finished_at < cutoff)
             ).rowcount
 
+    def maintain_log_partitions(
+        self, *, retention: timedelta | None
+    ) -> tuple[list[str], list[str]]:
+        """On PostgreSQL, where task_logs is partitioned by month: create the coming months'
+        partitions where missing, and drop the months that lie wholly before `retention` (None:
+        keep them all); the names created and dropped. Each in a short transaction of its own;
+        on SQLite nothing."""
+        with transaction(self._factory) as session:
+            if session.get_bind().dialect.name != "postgresql":
+                return [], []
+            created = ensure_partitions(session, database_now(session))
+        if retention is None:
+            return created, []
+        with transaction(self._factory) as session:
+            dropped = drop_partitions_before(session, database_now(session) - retention)
+        return created, dropped
+
     def prune_logs(self, *, retention: timedelta, limit: int) -> int:
         """Delete up to `limit` log rows whose attempt started more than `retention` ago
         (oldest first, by the execution_time index), so that retention runs in short
-        transactions."""
+        transactions. On PostgreSQL, where `maintain_log_partitions` drops whole old months
+        first, these are the few left in the oldest month kept (and the default partition);
+        the time condition on the DELETE itself lets PostgreSQL skip the other months."""
         with transaction(self._factory) as session:
             before = database_now(session) - retention
             oldest = (
@@ -289,6 +309,7 @@ class OccurrenceStore:
             )
             result = session.execute(
                 delete(TaskLog)
+                .where(TaskLog.execution_time < before)
                 .where(TaskLog.id.in_(oldest.scalar_subquery()))
                 .execution_options(synchronize_session=False)
             )

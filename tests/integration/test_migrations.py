@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from app.db import create_db_engine
 from app.migrations import alembic_config, upgrade_database
 from app.models import Base, described_by_models
+from app.scheduling.partitions import list_partitions
 from harness import ROOT
 
 
@@ -22,11 +23,26 @@ def schema_differences(url: str) -> list:
     engine = create_db_engine(url)
     try:
         with engine.connect() as connection:
-            opts = {"compare_type": True, "include_object": described_by_models}
+            partitions = {p.name for p in list_partitions(connection)}
+            opts = {"compare_type": True, "include_object": _described(partitions)}
             context = MigrationContext.configure(connection, opts=opts)
             return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
+
+
+def _described(partitions: set[str]):
+    """`described_by_models`, and the monthly partitions of task_logs (PostgreSQL) left out:
+    they are the storage of the one table the TaskLog model describes, whose columns, indexes
+    and foreign key are compared on the parent. Alembic does not compare primary keys; the
+    partitioned key (id, execution_time) is checked in test_partitions.py."""
+
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        if type_ == "table" and reflected and compare_to is None and name in partitions:
+            return False
+        return described_by_models(obj, name, type_, reflected, compare_to)
+
+    return include
 
 
 def test_migrations_match_models(database_url: str):

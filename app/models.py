@@ -59,6 +59,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# For optional documents: Python's None is SQL NULL (not the JSON value null).
+OptionalJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -67,7 +69,7 @@ class Base(DeclarativeBase):
 
 # Indexes that migrations create on PostgreSQL only and the models do not describe (the pg_trgm
 # index of task names, migration 0004); comparisons of schema and models leave them out.
-DATABASE_ONLY_INDEXES = frozenset({"ix_tasks_name_trgm"})
+DATABASE_ONLY_INDEXES = frozenset({"ix_tasks_name_trgm", "ix_tasks_tags"})
 
 
 def described_by_models(obj: Any, name: str | None, type_: str, reflected: bool, _: Any) -> bool:
@@ -114,6 +116,17 @@ class Task(Base):
     signing_secret: Mapped[str | None] = mapped_column(String(128))
     previous_signing_secret: Mapped[str | None] = mapped_column(String(128))
     signing_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Schedules people have (all empty for a task that uses none of them).
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_runs: Mapped[int | None] = mapped_column(Integer)
+    schedules: Mapped[list[str] | None] = mapped_column(OptionalJSON)
+    exclude: Mapped[list[str] | None] = mapped_column(OptionalJSON)
+    quiet_hours: Mapped[dict[str, str] | None] = mapped_column(OptionalJSON)
+    # Fan-out: every webhook (the first is also `webhook_url`) and each one's own state.
+    webhook_urls: Mapped[list[str] | None] = mapped_column(OptionalJSON)
+    targets: Mapped[list[dict[str, Any]] | None] = mapped_column(OptionalJSON)
+    tags: Mapped[list[str] | None] = mapped_column(OptionalJSON)
 
     __table_args__ = (Index("ix_tasks_created_at_id", "created_at", "id"),)
 
@@ -145,6 +158,7 @@ class TaskLog(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     trigger: Mapped[str] = mapped_column(String(16), default="schedule")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    target: Mapped[int | None] = mapped_column(Integer)  # which of the task's webhooks
 
     __table_args__ = (
         Index("ix_task_logs_task_id_execution_time_id", "task_id", "execution_time", "id"),
@@ -156,7 +170,8 @@ class TaskLog(Base):
 class Occurrence(Base):
     """One firing of a task: claimed once, attempted until it succeeds or gives up.
 
-    `(task_id, scheduled_for)` is unique, so the same occurrence can never be claimed twice.
+    `(task_id, target, scheduled_for)` is unique, so the same occurrence of one of the task's
+    webhooks can never be claimed twice.
     `available_at` is when a scheduler may next take it: its due time, the time of its next
     retry, or, while a scheduler holds it, the end of that scheduler's lease (so work held by a
     process that died becomes available again). It is NULL once the occurrence is finished.
@@ -176,8 +191,10 @@ class Occurrence(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     run_number: Mapped[int | None] = mapped_column(Integer)  # the task's n-th occurrence
     message_id: Mapped[str | None] = mapped_column(String(32))  # what a deletion deletes
+    target: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # which webhook
+    fire_kind: Mapped[str | None] = mapped_column(String(16))  # silent or deferred (quiet hours)
 
-    __table_args__ = (UniqueConstraint("task_id", "scheduled_for"),)
+    __table_args__ = (UniqueConstraint("task_id", "target", "scheduled_for"),)
 
 
 class ApiKey(Base):

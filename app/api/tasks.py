@@ -1,5 +1,6 @@
 """Routes for /tasks."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -10,9 +11,11 @@ from app.api.ids import parse_id
 from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED, TOO_LARGE
 from app.api.webhooks import verify_discord_webhook
 from app.domain import Scope
+from app.errors import InvalidField
 from app.redaction import redact
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
+    MAX_TAG_LENGTH,
     ExecuteAccepted,
     Message,
     NextRun,
@@ -55,9 +58,9 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="rows to return (1-1000)
 async def create_task(
     data: TaskCreate, session: SessionDep, settings: SettingsDep, request: Request
 ):
-    """Create a task; 201 with the task and its first `next_run_at`. A Discord webhook is
+    """Create a task; 201 with the task and its first `next_run_at`. Discord webhooks are
     checked first (VERIFY_DISCORD_WEBHOOKS): one that does not exist is 422."""
-    await verify_discord_webhook(request, data.webhook_url)
+    await _verify_webhooks(request, data.urls, fan_out=data.fan_out)
     return await run_in_threadpool(service.create_task, session, data=data, settings=settings)
 
 
@@ -69,6 +72,10 @@ def list_tasks(
     limit: Limit = 100,
     status: TaskStatus | None = None,
     search: Annotated[Text | None, Query(max_length=200, description="part of the name")] = None,
+    tag: Annotated[
+        Text | None,
+        Query(max_length=MAX_TAG_LENGTH, description="only tasks with this tag (empty: all)"),
+    ] = None,
     cursor: CursorParam = None,
 ):
     """Tasks, newest first (ties broken by id), with the total matching the filters. For deep
@@ -79,6 +86,7 @@ def list_tasks(
         limit=limit,
         status=status,
         search=search,
+        tag=None if tag is None else tag.strip(),
         cursor=decode_cursor(cursor),
     )
     return TaskList(
@@ -114,15 +122,47 @@ async def update_task(
     task_id: str, data: TaskUpdate, session: SessionDep, settings: SettingsDep, request: Request
 ):
     """Partial update: only the fields given change; an explicit null on a required one is 422.
-    A changed Discord webhook URL is checked as on create."""
+    New Discord webhook URLs are checked as on create."""
     the_id = parse_id(task_id, "Task")
-    if data.webhook_url is not None:
+    given = data.webhook_urls or ([data.webhook_url] if data.webhook_url is not None else [])
+    if given:
         current = await run_in_threadpool(service.get_task, session, the_id)
-        if current.webhook_url != data.webhook_url:
-            await verify_discord_webhook(request, data.webhook_url)
+        known = frozenset(current.webhook_urls or [current.webhook_url])
+        fan_out = data.webhook_urls is not None
+        await _verify_webhooks(request, given, fan_out=fan_out, known=known)
     return await run_in_threadpool(
         service.update_task, session, task_id=the_id, data=data, settings=settings
     )
+
+
+async def _verify_webhooks(
+    request: Request, urls: list[str], *, fan_out: bool, known: frozenset[str] = frozenset()
+) -> None:
+    """Check the Discord webhooks among `urls` (but the `known` ones) at once; InvalidField
+    naming `webhook_url`, or the place in `webhook_urls` for a fan-out task."""
+    checked = [(index, url) for index, url in enumerate(urls) if url not in known]
+    outcomes = await asyncio.gather(
+        *(verify_discord_webhook(request, url) for _, url in checked), return_exceptions=True
+    )
+    for (index, _), outcome in zip(checked, outcomes, strict=True):
+        if isinstance(outcome, InvalidField) and fan_out:
+            raise InvalidField("webhook_urls", f"webhook_urls[{index}]: {outcome.message}")
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+@router.post(
+    "/{task_id}/clone",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskRead,
+    responses=NOT_FOUND,
+    dependencies=WRITE,
+)
+def clone_task(task_id: str, session: SessionDep):
+    """A copy of the task, inactive and named "<name> (copy)": its schedule, webhooks,
+    payload and settings, but not its history (runs, last run, Discord message) nor its
+    signing secret. 201 with the copy."""
+    return service.clone_task(session, task_id=parse_id(task_id, "Task"))
 
 
 @router.delete("/{task_id}", responses=NOT_FOUND, response_model=Message, dependencies=WRITE)
@@ -198,20 +238,36 @@ def list_next_runs(
     _caller: Reader,
     count: Annotated[int, Query(ge=1, le=100, description="how many (1-100)")] = 5,
 ):
-    """The next fire times from now, in UTC and in the task's timezone."""
-    task, times = service.next_runs(session, task_id=parse_id(task_id, "Task"), count=count)
+    """The next fire times from now, in UTC and in the task's timezone, with what its quiet
+    hours make of each (silent, or deferred from its due time); within start_at, end_at and
+    the runs max_runs leaves."""
+    task, fires = service.next_runs(session, task_id=parse_id(task_id, "Task"), count=count)
     tz = parse_timezone(task.timezone)
     return NextRuns(
         task_id=task.id,
         timezone=task.timezone,
-        next_runs=[NextRun(utc=t, local=t.astimezone(tz)) for t in times],
+        next_runs=[
+            NextRun(
+                utc=fire.at,
+                local=fire.at.astimezone(tz),
+                kind=fire.kind,
+                deferred_from=fire.deferred_from,
+            )
+            for fire in fires
+        ],
     )
 
 
 def shown(task: object, caller: Caller) -> TaskRead:
-    """The task as this caller may see it: the webhook URL's secret part hidden from a key
+    """The task as this caller may see it: the webhook URLs' secret parts hidden from a key
     without tasks:write."""
     read = TaskRead.model_validate(task)
     if caller.may(Scope.TASKS_WRITE):
         return read
-    return read.model_copy(update={"webhook_url": redact(read.webhook_url)})
+    targets = [target.model_copy(update={"url": redact(target.url)}) for target in read.targets]
+    hidden = {
+        "webhook_url": redact(read.webhook_url),
+        "webhook_urls": [redact(url) for url in read.webhook_urls],
+        "targets": targets,
+    }
+    return read.model_copy(update=hidden)

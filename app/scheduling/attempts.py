@@ -18,9 +18,12 @@ The rules, in order:
    retry; a permanent failure gives up; a failure with retries left is retried with backoff;
    otherwise it gives up.
 5. What a finished occurrence does to the task: giving up deactivates an active task that was
-   not edited since the claim (DEACTIVATED, alert); a one-time task's own scheduled occurrence
-   ends the task (COMPLETED, or deactivated on failure) whatever edits or pauses happened in
-   flight, unless the edit planned a new run. A manual run never changes an inactive task.
+   not edited since the claim (DEACTIVATED, alert); the task's last run (a one-time task's own
+   scheduled occurrence, or the last open run of a recurring task that fires no more: end_at,
+   max_runs) ends the task (COMPLETED, or deactivated on failure) whatever edits or pauses
+   happened in flight, unless the edit planned a new run. For a fan-out task the state is the
+   target's (its webhook's status and ladder), and only the last run's end is the task's.
+   A manual run never changes an inactive task.
    A deactivation for a transient cause climbs the health ladder (`app.scheduling.ladder`) when
    the task has `auto_resume`: the task gets a `resume_at` and a probe occurrence is due then.
    A success resets the ladder.
@@ -102,6 +105,8 @@ class Job:
     signing_secret: str | None = None
     previous_signing_secret: str | None = None
     signing_rotated_at: datetime | None = None
+    target: int = 0  # which of the task's webhooks (fan-out); 0 for a one-webhook task
+    fire_kind: str | None = None  # "silent" or "deferred" when quiet hours made it so
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +129,9 @@ class TaskState:
     last_run_at: datetime | None
     auto_resume: bool = True
     ladder: Ladder = HEALTHY
+    # A recurring task that fires no more (end_at, max_runs): why it ends after its last run.
+    end_reason: str | None = None
+    open_runs: int = 1  # its scheduled runs not finished yet, the one being recorded included
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,6 +198,7 @@ class TaskChange:
     ladder: Ladder | None = None  # None: unchanged
     reschedule: bool = False
     discord_message_id: str | None = None  # None: unchanged
+    ends_task: bool = False  # the task's last run is over: the change is the task's own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,22 +348,34 @@ def _finish(
     failed = decision.step in (Step.GAVE_UP, Step.FINISHED)
     edited = task.updated_at != job.task_version
     active = task.status is TaskStatus.ACTIVE
-    # A one-time task's own occurrence ends the task, unless an edit in flight planned a new run.
-    ends_one_time = (
-        task.schedule is None and job.trigger is not Trigger.MANUAL and task.next_run_at is None
-    )
-    if failed and (ends_one_time or (active and not edited)):
-        return _stop_failing(decision, attempt, task, now=now, policy=policy.resume)
+    ends = ends_task(task, job)
+    if failed and (ends or (active and not edited)):
+        stopped = _stop_failing(decision, attempt, task, now=now, policy=policy.resume)
+        if ends and stopped.task is not None:
+            stopped = replace(stopped, task=replace(stopped.task, ends_task=True))
+        return stopped
     reset = HEALTHY if task.ladder != HEALTHY else None  # a success ends a streak of failures
-    if ends_one_time and outcome.success:
+    if ends and outcome.success:
         at = attempt.started_at.isoformat(timespec="seconds")
+        reason = task.end_reason or f"completed: delivered at {at}"
         change = TaskChange(
-            status=TaskStatus.INACTIVE, status_reason=f"completed: delivered at {at}", ladder=reset
+            status=TaskStatus.INACTIVE, status_reason=reason, ladder=reset, ends_task=True
         )
         return replace(decision, step=Step.COMPLETED, task=change)
     if outcome.success and reset is not None:
         return replace(decision, task=TaskChange(ladder=reset))
     return decision
+
+
+def ends_task(task: TaskState, job: Job) -> bool:
+    """Whether this occurrence is the task's last: a one-time task's own run, or a run of a
+    recurring task that fires no more, once no other of its scheduled runs is open. An edit in
+    flight that planned a new run keeps the task going."""
+    if job.trigger is Trigger.MANUAL or task.next_run_at is not None:
+        return False
+    if task.schedule is not None and task.end_reason is None:
+        return False
+    return task.open_runs <= 1
 
 
 def _stop_failing(

@@ -7,11 +7,14 @@ from datetime import datetime, timedelta
 from app.delivery.discord import is_discord_webhook_url, validate_discord_payload
 from app.delivery.outcome import Outcome, OutcomeKind
 from app.delivery.sender import Delivery
+from app.domain import DiscordMode
 from app.scheduling.attempts import Job
 from app.templates import TemplateContext, TemplateError, render_payload
 
 # After a rotation, the replaced secret still signs (alongside the new one) for a day.
 PREVIOUS_SECRET_VALID = timedelta(hours=24)
+# Discord's message flag for "no push or desktop notification" (quiet hours, mode silent).
+SUPPRESS_NOTIFICATIONS = 1 << 12
 
 
 def occurrence_headers(job: Job) -> dict[str, str]:
@@ -22,7 +25,7 @@ def occurrence_headers(job: Job) -> dict[str, str]:
         "X-Insignia-Scheduled-For": job.scheduled_for.isoformat().replace("+00:00", "Z"),
         "X-Insignia-Attempt": str(job.attempt + 1),
         "X-Insignia-Trigger": job.trigger.value,
-    }
+    } | ({"X-Insignia-Fire-Kind": job.fire_kind} if job.fire_kind else {})
 
 
 def template_context(job: Job) -> TemplateContext:
@@ -64,6 +67,8 @@ def delivery_for(
     payload = _rendered(job, discord=discord)
     if isinstance(payload, Outcome):
         return payload
+    if discord and job.fire_kind == "silent" and _posts(job):
+        payload = silenced(payload)
     secrets = () if discord else signing_secrets(job, default_secret=default_secret, now=now)
     return Delivery(
         url=job.webhook_url,
@@ -73,6 +78,18 @@ def delivery_for(
         message_id=job.discord_message_id,
         signing_secrets=secrets,
     )
+
+
+def silenced(payload: dict) -> dict:
+    """The payload with Discord's SUPPRESS_NOTIFICATIONS flag added to any flags it has: the
+    message is posted, and nobody is pinged."""
+    flags = payload.get("flags")
+    return payload | {"flags": (flags if isinstance(flags, int) else 0) | SUPPRESS_NOTIFICATIONS}
+
+
+def _posts(job: Job) -> bool:
+    """Whether the job posts a new message (an edit notifies nobody and takes no such flag)."""
+    return job.discord_mode is not DiscordMode.EDIT or job.discord_message_id is None
 
 
 def _rendered(job: Job, *, discord: bool) -> dict | Outcome:

@@ -12,7 +12,7 @@ executed once per batch.
 import logging
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -33,13 +33,23 @@ from app.scheduling.attempts import (
     OccurrenceState,
     RetryPolicy,
     Step,
+    TaskChange,
     TaskState,
     decide,
     draw_jitter,
 )
 from app.scheduling.ladder import Ladder
 from app.scheduling.partitions import drop_partitions_before, ensure_partitions
-from app.scheduling.planner import DuePlan, Firing, next_run_after, plan_due, upcoming_runs
+from app.scheduling.planner import (
+    DuePlan,
+    Firing,
+    end_reason,
+    is_recurring,
+    next_run_after,
+    plan_due,
+    upcoming_runs,
+)
+from app.scheduling.targets import TargetState, read_targets, target_url
 from app.scheduling.wakeup import request_wake
 from app.text import plain
 
@@ -59,7 +69,9 @@ def _update_by_id(table: Any, *columns: str, **constants: Any) -> Any:
 
 
 # A claimed task's new next run (and, for a task that stops, its end).
-_ADVANCE_TASK = _update_by_id(_TASKS, "next_run_at", "status", "status_reason", "status_changed_at")
+_ADVANCE_TASK = _update_by_id(
+    _TASKS, "next_run_at", "status", "status_reason", "status_changed_at", "runs"
+)
 # What recording writes back to a task and to an occurrence (the rows are locked meanwhile).
 _RECORD_TASK = _update_by_id(
     _TASKS,
@@ -73,6 +85,7 @@ _RECORD_TASK = _update_by_id(
     "failing_since",
     "status_changed_at",
     "discord_message_id",
+    "targets",
 )
 _RECORD_OCCURRENCE = _update_by_id(
     _OCCURRENCES,
@@ -85,7 +98,10 @@ _RECORD_OCCURRENCE = _update_by_id(
 _TASK_COLUMNS = ("id", "status", "status_reason", "schedule", "next_run_at", "updated_at")
 _TASK_COLUMNS += ("last_run_at", "last_status", "auto_resume", "resume_at", "failures")
 _TASK_COLUMNS += ("failing_since", "status_changed_at", "run_at", "timezone", "catchup")
-_TASK_COLUMNS += ("created_at", "discord_message_id")
+_TASK_COLUMNS += ("created_at", "discord_message_id", "schedules", "start_at", "end_at")
+_TASK_COLUMNS += ("exclude", "quiet_hours", "max_runs", "runs", "webhook_urls", "targets")
+# The runs whose end can end a task (not manual runs, probes or deletions).
+_SCHEDULED = (Trigger.SCHEDULE.value, Trigger.CATCHUP.value)
 
 
 # Occurrences that run for an inactive task: manual runs, and the ladder's probes.
@@ -113,8 +129,10 @@ class _TaskRow:
     status_changed_at: datetime | None
     changed: bool = False
     stopped: bool = False  # made inactive by this batch: its waiting occurrences are finished
-    probe_at: datetime | None = None  # a probe occurrence to create
+    probes: list[tuple[int, datetime]] = field(default_factory=list)  # (target, due) to create
     discord_message_id: str | None = None
+    targets: list[TargetState] | None = None  # a fan-out task's webhooks
+    stopped_targets: list[int] = field(default_factory=list)  # switched off by this batch
 
 
 def database_now(session: Session) -> datetime:
@@ -254,7 +272,7 @@ class OccurrenceStore:
                 row = tasks.get(attempt.job.task_id)
                 decision = decide(
                     attempt,
-                    row.state if row is not None else None,
+                    _state_for(row, attempt.job.target) if row is not None else None,
                     occurrences.get(attempt.job.occurrence_id),
                     now=now,
                     policy=policy,
@@ -322,21 +340,24 @@ def cancel_pending(
     task_ids: list[uuid.UUID],
     now: datetime,
     triggers: Collection[Trigger] | None = None,
+    target: int | None = None,
 ) -> None:
     """Finish the tasks' waiting occurrences (not manual runs or message deletions, not ones in
-    flight; only those of `triggers` when given): an inactive task sends nothing more on its
-    schedule."""
+    flight; only those of `triggers`, or of one webhook `target`, when given): an inactive task
+    (or webhook) sends nothing more on its schedule."""
     kinds = triggers or [trigger for trigger in Trigger if trigger not in _NOT_CANCELLED]
+    query = update(Occurrence).where(
+        Occurrence.task_id.in_(task_ids),
+        Occurrence.finished_at.is_(None),
+        Occurrence.lease_owner.is_(None),
+        Occurrence.trigger.in_([kind.value for kind in kinds]),
+    )
+    if target is not None:
+        query = query.where(Occurrence.target == target)
     session.execute(
-        update(Occurrence)
-        .where(
-            Occurrence.task_id.in_(task_ids),
-            Occurrence.finished_at.is_(None),
-            Occurrence.lease_owner.is_(None),
-            Occurrence.trigger.in_([kind.value for kind in kinds]),
+        query.values(available_at=None, finished_at=now).execution_options(
+            synchronize_session=False
         )
-        .values(available_at=None, finished_at=now)
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -364,11 +385,13 @@ def _claim_due_tasks(
         plan = _plan(task, now=now, grace=grace)
         advanced.append(_advance(task, plan, now=now) | {"_runs": task.runs + len(plan.firings)})
         for number, firing in enumerate(plan.firings, start=task.runs + 1):
-            row = _occurrence(task.id, firing, leased_to=owner if len(rows) < limit else None)
-            row |= {"available_at": until if row["lease_owner"] else now, "created_at": now}
-            row["run_number"] = number
-            by_id[row["id"]] = task
-            rows.append(row)
+            for target in _active_targets(task):
+                leased_to = owner if len(rows) < limit else None
+                row = _occurrence(task.id, firing, leased_to=leased_to, target=target)
+                row |= {"available_at": until if leased_to else now, "created_at": now}
+                row["run_number"] = number
+                by_id[row["id"]] = task
+                rows.append(row)
     if advanced:
         session.execute(_ADVANCE_TASK, advanced)
     if not rows:
@@ -381,11 +404,23 @@ def _claim_due_tasks(
     ]
 
 
-def _occurrence(task_id: uuid.UUID, firing: Firing, *, leased_to: str | None) -> dict:
+def _active_targets(task: Any) -> list[int]:
+    """The webhooks a new occurrence of the task goes to: each of a fan-out task's that is on;
+    the one webhook (0) of any other task."""
+    states = read_targets(task.targets)
+    if not states:
+        return [0]
+    return [index for index, state in enumerate(states) if state.active]
+
+
+def _occurrence(
+    task_id: uuid.UUID, firing: Firing, *, leased_to: str | None, target: int = 0
+) -> dict:
     """A new occurrence row (its times are the claim's to fill in)."""
     return {
         "id": uuid.uuid4(),
         "task_id": task_id,
+        "target": target,
         "scheduled_for": firing.scheduled_for,
         "trigger": firing.trigger,
         "attempt": 0,
@@ -393,6 +428,7 @@ def _occurrence(task_id: uuid.UUID, firing: Firing, *, leased_to: str | None) ->
         "rate_limit_wait_seconds": 0.0,
         "run_number": None,
         "message_id": None,
+        "fire_kind": None if firing.kind == "normal" else firing.kind.value,
     }
 
 
@@ -428,7 +464,7 @@ def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID
     # where .values(rows) would compile a new statement for every batch.
     statement = (
         upsert(_OCCURRENCES)
-        .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"])
+        .on_conflict_do_nothing(index_elements=["task_id", "target", "scheduled_for"])
         .returning(_OCCURRENCES.c.id)
     )
     return set(session.execute(statement, rows).scalars())
@@ -468,13 +504,20 @@ def _claim_available(
 def _job(task: Any, occurrence: Any, until: datetime) -> Job:
     """The job for a leased occurrence (an Occurrence, or a row being inserted) of a task (a
     Task, or a row of the tasks table)."""
+    target = occurrence.target or 0
+    fan_out = read_targets(task.targets)
+    message_id = task.discord_message_id
+    if fan_out:
+        message_id = fan_out[target].discord_message_id if target < len(fan_out) else None
     return Job(
         occurrence_id=occurrence.id,
         task_id=task.id,
         scheduled_for=occurrence.scheduled_for,
         trigger=Trigger(occurrence.trigger),
         attempt=occurrence.attempt,
-        webhook_url=task.webhook_url,
+        webhook_url=target_url(task.webhook_url, task.webhook_urls, target),
+        target=target,
+        fire_kind=occurrence.fire_kind,
         payload=task.payload,
         max_retry=task.max_retry,
         task_name=task.name,
@@ -485,7 +528,7 @@ def _job(task: Any, occurrence: Any, until: datetime) -> Job:
         run_number=occurrence.run_number,
         next_run_at=_following(task, occurrence.scheduled_for) if task.template else None,
         discord_mode=DiscordMode(task.discord_mode),
-        discord_message_id=task.discord_message_id,
+        discord_message_id=message_id,
         delete_after_seconds=task.delete_after_seconds,
         message_id=occurrence.message_id,
         signing_secret=task.signing_secret,
@@ -501,7 +544,7 @@ def _following(task: Any, scheduled_for: datetime) -> datetime | None:
         following = upcoming_runs(task, after=scheduled_for, count=1)
     except Exception:
         return None
-    return following[0] if following else None
+    return following[0].at if following else None
 
 
 # -- recording, in the record's transaction ------------------------------------------------------
@@ -515,19 +558,41 @@ def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
         .order_by(_TASKS.c.id)
         .with_for_update()
     )
-    return {row.id: _task_row_from(row) for row in session.execute(query)}
+    rows = list(session.execute(query))
+    ending = [row.id for row in rows if row.next_run_at is None and row.status == "active"]
+    open_runs = _open_runs(session, ending) if ending else {}
+    return {row.id: _task_row_from(row, open_runs.get(row.id, 1)) for row in rows}
 
 
-def _task_row_from(row: Any) -> _TaskRow:
+def _open_runs(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many scheduled runs of each task are not finished yet (for tasks that fire no more,
+    whose last run ends them)."""
+    query = (
+        select(_OCCURRENCES.c.task_id, func.count())
+        .where(
+            _OCCURRENCES.c.task_id.in_(task_ids),
+            _OCCURRENCES.c.finished_at.is_(None),
+            _OCCURRENCES.c.trigger.in_(_SCHEDULED),
+        )
+        .group_by(_OCCURRENCES.c.task_id)
+    )
+    return {task_id: count for task_id, count in session.execute(query)}
+
+
+def _task_row_from(row: Any, open_runs: int) -> _TaskRow:
     ladder = Ladder(failures=row.failures, failing_since=row.failing_since, resume_at=row.resume_at)
+    recurring = is_recurring(row)
+    ended = recurring and row.next_run_at is None and row.status == "active"
     state = TaskState(
         status=TaskStatus(row.status),
-        schedule=row.schedule,
+        schedule=row.schedule or (row.schedules[0] if recurring else None),
         next_run_at=row.next_run_at,
         updated_at=row.updated_at,
         last_run_at=row.last_run_at,
         auto_resume=row.auto_resume,
         ladder=ladder,
+        end_reason=end_reason(row) if ended else None,
+        open_runs=open_runs,
     )
     return _TaskRow(
         state=state,
@@ -536,6 +601,19 @@ def _task_row_from(row: Any) -> _TaskRow:
         last_status=row.last_status,
         status_changed_at=row.status_changed_at,
         discord_message_id=row.discord_message_id,
+        targets=read_targets(row.targets) or None,
+    )
+
+
+def _state_for(row: _TaskRow, target: int) -> TaskState:
+    """What `decide` sees of the task for one of its webhooks: a fan-out target's own status
+    (off while the task is) and health ladder; the task itself for a one-webhook task."""
+    if row.targets is None or not 0 <= target < len(row.targets):
+        return row.state
+    own = row.targets[target]
+    on = row.state.status is TaskStatus.ACTIVE and own.active
+    return replace(
+        row.state, status=TaskStatus.ACTIVE if on else TaskStatus.INACTIVE, ladder=own.ladder
     )
 
 
@@ -558,39 +636,99 @@ def _lock_occurrences(
 
 
 def _fold(row: _TaskRow, attempt: Attempt, decision: Decision, *, now: datetime) -> None:
-    """Carry a decision into the task row, so the next attempt of the batch sees it."""
+    """Carry a decision into the task row (and its target's state), so the next attempt of the
+    batch sees it."""
     if decision.last_run and decision.log is not None:
         row.state = replace(row.state, last_run_at=attempt.started_at)
         row.last_status = decision.log.status.value
         row.changed = True
-    change = decision.task
-    if change is None:
+    change = decision.occurrence
+    if change is not None and change.finished and attempt.job.trigger.value in _SCHEDULED:
+        row.state = replace(row.state, open_runs=row.state.open_runs - 1)
+    if decision.task is None:
         return
     row.changed = True
+    if row.targets is None or decision.task.ends_task:
+        _fold_task(row, decision.task, target=attempt.job.target, now=now)
+    if row.targets is not None:
+        _fold_target(row, attempt.job.target, decision.task, now=now)
+
+
+def _fold_task(row: _TaskRow, change: TaskChange, *, target: int, now: datetime) -> None:
+    """A decision's change to the task itself."""
     if change.status_reason is not None or change.status is not None:
         row.status_reason = change.status_reason
-    if change.ladder is not None:
+    if change.ladder is not None and row.targets is None:
         row.state = replace(row.state, ladder=change.ladder)
-        row.probe_at = change.ladder.resume_at
+        if change.ladder.resume_at:
+            row.probes.append((target, change.ladder.resume_at))
     if change.status is not None and change.status is not row.state.status:
-        row.status_changed_at = now
-        row.stopped = change.status is TaskStatus.INACTIVE
-        row.state = replace(row.state, status=change.status, next_run_at=None)
+        _set_task_status(row, change.status, now=now)
     if change.reschedule:
         row.state = replace(row.state, next_run_at=_next_run(row, now=now))
-    if change.discord_message_id is not None:
+    if change.discord_message_id is not None and row.targets is None:
         row.discord_message_id = change.discord_message_id
+
+
+def _set_task_status(row: _TaskRow, status: TaskStatus, *, now: datetime) -> None:
+    row.status_changed_at = now
+    row.stopped = status is TaskStatus.INACTIVE
+    row.state = replace(row.state, status=status, next_run_at=None)
+
+
+def _fold_target(row: _TaskRow, target: int, change: TaskChange, *, now: datetime) -> None:
+    """A decision's change to one webhook of a fan-out task; the task goes off when its last
+    webhook does, and on again when one comes back while it was off."""
+    assert row.targets is not None
+    if not 0 <= target < len(row.targets):
+        return
+    own = row.targets[target]
+    if change.ends_task:  # the task's own end: the webhook keeps its status
+        change = replace(change, status=None, status_reason=None)
+    if change.status is not None and change.status is not own.status:
+        own = replace(own, status=change.status, status_changed_at=now)
+        if change.status is TaskStatus.INACTIVE:
+            row.stopped_targets.append(target)
+    if change.status_reason is not None or change.status is not None:
+        own = replace(own, status_reason=change.status_reason)
+    if change.ladder is not None:
+        own = replace(own, ladder=change.ladder)
+        if change.ladder.resume_at:
+            row.probes.append((target, change.ladder.resume_at))
+    if change.discord_message_id is not None:
+        own = replace(own, discord_message_id=change.discord_message_id)
+    row.targets[target] = own
+    if change.status is not None:
+        _settle_fan_out(row, change, now=now)
+
+
+def _settle_fan_out(row: _TaskRow, change: TaskChange, *, now: datetime) -> None:
+    """The task's own status after one of its webhooks changed."""
+    assert row.targets is not None
+    any_on = any(state.active for state in row.targets)
+    if row.state.status is TaskStatus.ACTIVE and not any_on:
+        row.status_reason = f"every webhook is switched off; the last: {change.status_reason}"
+        _set_task_status(row, TaskStatus.INACTIVE, now=now)
+    elif row.state.status is TaskStatus.INACTIVE and any_on and change.reschedule:
+        row.status_reason = None
+        row.status_changed_at = now
+        row.state = replace(row.state, status=TaskStatus.ACTIVE)
+        row.state = replace(row.state, next_run_at=_next_run(row, now=now))
 
 
 def _next_run(row: _TaskRow, *, now: datetime) -> datetime | None:
     """A resumed task's next run from now (None, and the reason, if it cannot be planned)."""
     timing = SimpleNamespace(**(dict(row.row._mapping) | {"status": row.state.status.value}))
     try:
-        return next_run_after(timing, after=now)
+        following = next_run_after(timing, after=now)
     except Exception as exc:
         row.state = replace(row.state, status=TaskStatus.INACTIVE)
         row.status_reason = f"schedule cannot be evaluated: {plain(str(exc))}"
         return None
+    if following is None and is_recurring(timing):  # nothing left to run: it has ended
+        row.state = replace(row.state, status=TaskStatus.INACTIVE)
+        row.status_reason = end_reason(timing)
+    return following
 
 
 def _write(
@@ -620,16 +758,34 @@ def _write(
         session.execute(_RECORD_OCCURRENCE, occurrences)
     if logs:
         session.execute(insert(_LOGS), logs)
+    _write_stops_and_follow_ups(session, attempts, decisions, changed, now=now)
+
+
+def _write_stops_and_follow_ups(
+    session: Session,
+    attempts: list[Attempt],
+    decisions: list[Decision],
+    changed: list[tuple[uuid.UUID, _TaskRow]],
+    *,
+    now: datetime,
+) -> None:
+    """Finish what stopped tasks and webhooks were waiting to send, then add the probes and
+    message deletions the batch asked for (after the cancellation, which must not finish them)."""
     stopped = [i for i, row in changed if row.stopped]
     if stopped:
         cancel_pending(session, task_ids=stopped, now=now)
-    probes = [_probe_row(i, row.probe_at, now=now) for i, row in changed if row.probe_at]
+    for task_id, row in changed:
+        for target in row.stopped_targets:
+            cancel_pending(session, task_ids=[task_id], now=now, target=target)
+    probes = [
+        _probe_row(i, at, now=now, target=target) for i, row in changed for target, at in row.probes
+    ]
     deletions = [
         _deletion_row(attempt, decision, now=now)
         for attempt, decision in zip(attempts, decisions, strict=True)
         if decision.delete_message_at is not None
     ]
-    if probes or deletions:  # after the cancellation, which must not finish them
+    if probes or deletions:
         _insert_new_occurrences(session, probes + deletions)
 
 
@@ -638,7 +794,7 @@ def _deletion_row(attempt: Attempt, decision: Decision, *, now: datetime) -> dic
     at = decision.delete_message_at
     assert at is not None
     firing = Firing(scheduled_for=at, trigger=Trigger.DELETE.value)
-    row = _occurrence(attempt.job.task_id, firing, leased_to=None)
+    row = _occurrence(attempt.job.task_id, firing, leased_to=None, target=attempt.job.target)
     return row | {
         "available_at": at,
         "created_at": now,
@@ -646,10 +802,11 @@ def _deletion_row(attempt: Attempt, decision: Decision, *, now: datetime) -> dic
     }
 
 
-def _probe_row(task_id: uuid.UUID, at: datetime, *, now: datetime) -> dict:
-    """A probe occurrence, due at `at`, available to any scheduler then."""
+def _probe_row(task_id: uuid.UUID, at: datetime, *, now: datetime, target: int) -> dict:
+    """A probe of one of the task's webhooks, due at `at`, available to any scheduler then."""
     firing = Firing(scheduled_for=at, trigger=Trigger.PROBE.value)
-    return _occurrence(task_id, firing, leased_to=None) | {"available_at": at, "created_at": now}
+    row = _occurrence(task_id, firing, leased_to=None, target=target)
+    return row | {"available_at": at, "created_at": now}
 
 
 def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> dict:
@@ -668,6 +825,7 @@ def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: b
         "response_body": None if stripped else outcome.response_body,
         "trigger": job.trigger.value,
         "created_at": now,
+        "target": job.target,
     }
 
 
@@ -697,4 +855,5 @@ def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> dict:
         "_failing_since": state.ladder.failing_since,
         "_status_changed_at": row.status_changed_at,
         "_discord_message_id": row.discord_message_id,
+        "_targets": None if row.targets is None else [state.to_json() for state in row.targets],
     }

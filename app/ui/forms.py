@@ -84,6 +84,13 @@ class Timing:
     run_at: datetime | None
     timezone: str
     created_at: datetime
+    schedules: list[str] | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    exclude: list[str] | None = None
+    quiet_hours: dict[str, str] | None = None
+    max_runs: int | None = None
+    runs: int = 0
 
 
 @dataclass
@@ -188,7 +195,7 @@ def preview(data: Any, *, now: datetime, anchor: datetime | None = None) -> Prev
     except (ScheduleError, OverflowError) as exc:
         return Preview(error=str(exc))
     timing = Timing(data.schedule, run_at, data.timezone, anchor or now)
-    runs = upcoming_runs(timing, after=now, count=PREVIEW_RUNS)
+    runs = [fire.at for fire in upcoming_runs(timing, after=now, count=PREVIEW_RUNS)]
     if data.schedule is None and run_at is not None and not runs:
         runs = [now]  # a one-time task whose time has passed runs at once
     result = Preview(runs=runs)

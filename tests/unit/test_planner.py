@@ -5,7 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.models import Task
-from app.scheduling.planner import CATCHUP_LIMIT, next_run_after, plan_due, upcoming_runs
+from app.scheduling.planner import (
+    CATCHUP_LIMIT,
+    end_reason,
+    next_run_after,
+    plan_due,
+    upcoming_runs,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=60)
@@ -109,6 +115,47 @@ def test_cron_next_run_uses_the_task_timezone():
 
 def test_upcoming_runs_ignore_status():
     paused = task(status="inactive")
-    assert upcoming_runs(paused, after=T0, count=3) == minutes(1, 2, 3)
+    assert [fire.at for fire in upcoming_runs(paused, after=T0, count=3)] == minutes(1, 2, 3)
     done = task(schedule=None, run_at=T0 - timedelta(minutes=1))
     assert upcoming_runs(done, after=T0, count=3) == []
+
+
+def test_max_runs_trims_the_last_claim_and_leaves_no_next_run():
+    due = task(max_runs=3, runs=2, catchup="all", next_run_at=T0 + timedelta(minutes=1))
+    plan = plan_due(due, now=T0 + timedelta(minutes=3, seconds=1), grace=GRACE)
+    assert [f.scheduled_for for f in plan.firings] == minutes(1)
+    assert (plan.next_run_at, plan.stop_reason) == (None, None)  # ends once that run is over
+
+
+def test_a_task_whose_runs_are_spent_fires_no_more():
+    spent = task(max_runs=2, runs=2)
+    assert next_run_after(spent, after=T0) is None
+    assert upcoming_runs(spent, after=T0, count=5) == []
+    assert end_reason(spent) == "completed 2 runs"
+
+
+def test_end_at_bounds_the_plan_and_names_the_end():
+    bounded = task(end_at=T0 + timedelta(minutes=2, seconds=30))
+    plan = plan_due(bounded, now=T0 + timedelta(minutes=1, milliseconds=5), grace=GRACE)
+    assert plan.next_run_at == minutes(2)[0]
+    last = task(end_at=T0 + timedelta(minutes=2, seconds=30), next_run_at=minutes(2)[0])
+    plan = plan_due(last, now=minutes(2)[0], grace=GRACE)
+    assert ([f.scheduled_for for f in plan.firings], plan.next_run_at) == (minutes(2), None)
+    assert end_reason(last) == "ended: its end_at (2026-03-01T12:02:30+00:00) has passed"
+
+
+def test_nothing_left_to_run_stops_the_task_at_once():
+    gone = task(end_at=T0 + timedelta(seconds=30), catchup="none", next_run_at=minutes(1)[0])
+    plan = plan_due(gone, now=minutes(5)[0], grace=GRACE)
+    assert plan.firings == []
+    assert plan.stop_reason == "ended: its end_at (2026-03-01T12:00:30+00:00) has passed"
+
+
+def test_quiet_hours_mark_the_firings_they_touch():
+    quiet = task(
+        schedule="*/30 * * * *",
+        next_run_at=datetime(2026, 3, 1, 22, 0, tzinfo=UTC),
+        quiet_hours={"from": "21:45", "to": "23:00", "mode": "silent"},
+    )
+    plan = plan_due(quiet, now=datetime(2026, 3, 1, 22, 0, 0, 5000, tzinfo=UTC), grace=GRACE)
+    assert [(f.scheduled_for.hour, f.kind.value) for f in plan.firings] == [(22, "silent")]

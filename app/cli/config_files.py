@@ -131,9 +131,22 @@ def exported_task(task: dict[str, Any]) -> dict[str, Any]:
             exported[name] = value
     if task.get("resume_at") is not None:
         exported.pop("status", None)
+    _one_form_of_webhooks(exported)
+    if not exported.get("tags"):
+        exported.pop("tags", None)
     if exported.get("run_at") is not None:
         exported["run_at"] = _local_time(exported["run_at"], task.get("timezone") or "UTC")
     return exported
+
+
+def _one_form_of_webhooks(exported: dict[str, Any]) -> None:
+    """Keep `webhook_url` for a task with one webhook, `webhook_urls` for a fan-out task (the
+    API shows both)."""
+    urls = exported.get("webhook_urls")
+    if isinstance(urls, list) and len(urls) > 1:
+        exported.pop("webhook_url", None)
+    else:
+        exported.pop("webhook_urls", None)
 
 
 def _local_time(value: str, timezone: str) -> str:

@@ -131,7 +131,8 @@ def task_detail(
 ) -> dict[str, Any]:
     """One task, its next runs, its recent attempts and (for a template, to a caller who may
     preview) the payload its next run would send."""
-    task, upcoming = task_service.next_runs(session, task_id=task_id, count=UPCOMING_SHOWN)
+    task, fires = task_service.next_runs(session, task_id=task_id, count=UPCOMING_SHOWN)
+    upcoming = [(fire.at, fire.kind.value) for fire in fires]
     view: dict[str, Any] = {"task": task, "upcoming": upcoming, "attempts": None}
     view["preview"], view["preview_error"] = None, None
     if visitor.can_read_logs:

@@ -101,6 +101,16 @@ def test_export_leaves_out_defaults_and_writes_run_at_in_the_tasks_timezone():
     assert "status" not in exported_task(resuming)
 
 
+def test_export_writes_one_form_of_webhooks_and_no_empty_tags():
+    single = on_server("4", webhook_urls=["https://hooks.example.com/a"], tags=[])
+    exported = exported_task(single)
+    assert "webhook_urls" not in exported and "tags" not in exported
+    urls = ["https://hooks.example.com/a", "https://hooks.example.com/b"]
+    fan_out = exported_task(on_server("5", webhook_urls=urls, tags=["ops"]))
+    assert "webhook_url" not in fan_out
+    assert (fan_out["webhook_urls"], fan_out["tags"]) == (urls, ["ops"])
+
+
 TRICKY = [
     {"content": "yes"},
     {"content": "@daily", "n": "0123", "on": True, "off": None, "f": 1.5, "i": 7},

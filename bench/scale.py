@@ -197,6 +197,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", default="1,8", help="comma-separated levels")
     parser.add_argument("--idle-seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=1, help="WORKERS of the service")
     parser.add_argument(
         "--deep-skip-requests",
         type=int,
@@ -208,7 +209,8 @@ def main() -> int:
     print(
         f"# python -m bench.scale --tasks {args.tasks} --logs-per-task {args.logs_per_task} "
         f"--months {args.months} --requests {args.requests} --concurrency {args.concurrency} "
-        f"--idle-seconds {args.idle_seconds} --deep-skip-requests {args.deep_skip_requests}"
+        f"--idle-seconds {args.idle_seconds} --deep-skip-requests {args.deep_skip_requests} "
+        f"--workers {args.workers}"
     )
     print(
         f"# {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, PostgreSQL, "
@@ -221,7 +223,7 @@ def main() -> int:
         ids["half"] = str(total_logs // 2)
         print(f"# rows generated in {time.perf_counter() - started:.0f} s")
         deep = cursor_at_depth(url, total_logs // 2)
-        env = service_env(url, LOG_RETENTION_DAYS="0")
+        env = service_env(url, LOG_RETENTION_DAYS="0", WORKERS=str(args.workers))
         service = ServiceProcess(env, Path(logs) / "service.log").start()
         try:
             assert service.process is not None

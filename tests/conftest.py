@@ -81,9 +81,11 @@ def postgres_url() -> Iterator[str]:
 
 
 def _empty_tables(engine: Engine) -> None:
-    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    """Delete every row, children first. DELETE, not TRUNCATE: a test leaves few rows, and
+    TRUNCATE of the partitioned task_logs (a dozen partitions) costs about 45 ms a test."""
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])

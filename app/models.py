@@ -72,8 +72,18 @@ class Base(DeclarativeBase):
 DATABASE_ONLY_INDEXES = frozenset({"ix_tasks_name_trgm", "ix_tasks_tags"})
 
 
-def described_by_models(obj: Any, name: str | None, type_: str, reflected: bool, _: Any) -> bool:
-    """Alembic's `include_object` hook: False for the indexes in DATABASE_ONLY_INDEXES."""
+# The monthly partitions of task_logs on PostgreSQL (migration 0008): storage of the one table
+# the TaskLog model describes, not tables of their own.
+LOG_PARTITION_PREFIX = "task_logs_"
+
+
+def described_by_models(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's `include_object` hook: False for the indexes in DATABASE_ONLY_INDEXES and for
+    the log table's partitions as the database shows them."""
+    if type_ == "table" and reflected and compare_to is None:
+        return not (name or "").startswith(LOG_PARTITION_PREFIX)
     return not (type_ == "index" and name in DATABASE_ONLY_INDEXES)
 
 

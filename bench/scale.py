@@ -187,6 +187,42 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def measure_service(
+    url: str, ids: dict, deep: str, args: argparse.Namespace, workers: int, logs: Path
+) -> None:
+    """Start the service with `workers` processes on the generated data and print its idle
+    cost and the table of request times."""
+    env = service_env(url, LOG_RETENTION_DAYS="0", WORKERS=str(workers))
+    service = ServiceProcess(env, logs / f"service-{workers}.log").start()
+    try:
+        assert service.process is not None
+        pid = service.process.pid
+        cpu_before = cpu_seconds(pid)
+        time.sleep(args.idle_seconds)
+        idle_cpu = cpu_seconds(pid) - cpu_before
+        print(
+            f"# WORKERS={workers}: idle scheduler holding {args.tasks:,} tasks: RSS "
+            f"{rss_mib(pid):.0f} MiB (supervisor), CPU {idle_cpu:.2f} s over {args.idle_seconds} s"
+        )
+        levels = [int(level) for level in args.concurrency.split(",")]
+        print("| request |" + "".join(f" {n} at once p50 / p99 ms |" for n in levels))
+        print("|---|" + "---|" * len(levels))
+        for shape, method, path, params in shapes(ids, deep):
+            # Deep `skip` takes seconds a request (the point of measuring it): fewer.
+            count = args.requests
+            if "skip=" in shape:
+                count = min(count, args.deep_skip_requests)
+            cells = []
+            for level in levels:
+                p50, p99 = asyncio.run(
+                    measure(service.base_url, shape, method, path, params, count, level)
+                )
+                cells.append(f" {p50:.1f} / {p99:.1f} |")
+            print(f"| {shape} |" + "".join(cells), flush=True)
+    finally:
+        service.terminate()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=100_000)
@@ -197,7 +233,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", default="1,8", help="comma-separated levels")
     parser.add_argument("--idle-seconds", type=int, default=60)
-    parser.add_argument("--workers", type=int, default=1, help="WORKERS of the service")
+    parser.add_argument(
+        "--workers", default="1", help="WORKERS of the service; several (1,2) in turn"
+    )
     parser.add_argument(
         "--deep-skip-requests",
         type=int,
@@ -223,35 +261,8 @@ def main() -> int:
         ids["half"] = str(total_logs // 2)
         print(f"# rows generated in {time.perf_counter() - started:.0f} s")
         deep = cursor_at_depth(url, total_logs // 2)
-        env = service_env(url, LOG_RETENTION_DAYS="0", WORKERS=str(args.workers))
-        service = ServiceProcess(env, Path(logs) / "service.log").start()
-        try:
-            assert service.process is not None
-            pid = service.process.pid
-            cpu_before = cpu_seconds(pid)
-            time.sleep(args.idle_seconds)
-            idle_cpu = cpu_seconds(pid) - cpu_before
-            print(
-                f"# idle scheduler holding {args.tasks:,} tasks: RSS {rss_mib(pid):.0f} MiB, "
-                f"CPU {idle_cpu:.2f} s over {args.idle_seconds} s"
-            )
-            levels = [int(level) for level in args.concurrency.split(",")]
-            print("| request |" + "".join(f" {n} at once p50 / p99 ms |" for n in levels))
-            print("|---|" + "---|" * len(levels))
-            for shape, method, path, params in shapes(ids, deep):
-                cells = []
-                # Deep `skip` takes seconds a request (the point of measuring it): fewer.
-                count = args.requests
-                if "skip=" in shape:
-                    count = min(count, args.deep_skip_requests)
-                for level in levels:
-                    p50, p99 = asyncio.run(
-                        measure(service.base_url, shape, method, path, params, count, level)
-                    )
-                    cells.append(f" {p50:.1f} / {p99:.1f} |")
-                print(f"| {shape} |" + "".join(cells), flush=True)
-        finally:
-            service.terminate()
+        for workers in [int(n) for n in str(args.workers).split(",")]:
+            measure_service(url, ids, deep, args, workers, Path(logs))
     return 0
 
 

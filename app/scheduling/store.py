@@ -384,8 +384,9 @@ def _claim_due_tasks(
     for task in session.execute(query).all():
         plan = _plan(task, now=now, grace=grace)
         advanced.append(_advance(task, plan, now=now) | {"_runs": task.runs + len(plan.firings)})
+        targets = _active_targets(task)
         for number, firing in enumerate(plan.firings, start=task.runs + 1):
-            for target in _active_targets(task):
+            for target in targets:
                 leased_to = owner if len(rows) < limit else None
                 row = _occurrence(task.id, firing, leased_to=leased_to, target=target)
                 row |= {"available_at": until if leased_to else now, "created_at": now}

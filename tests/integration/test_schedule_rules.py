@@ -104,9 +104,9 @@ def test_quiet_hours_silent_posts_with_suppress_notifications(
 
 def test_quiet_hours_defer_sends_at_the_end_of_the_window(service, receiver: WebhookReceiver):
     now = datetime.now(UTC)
-    end = (now + timedelta(seconds=65)).replace(second=0, microsecond=0)
-    if (end - now).total_seconds() > 60:
-        end -= timedelta(minutes=1)  # the next minute is at least 5 s away
+    # The first minute boundary at least 5 s away: the first run (2 s after creation) falls
+    # inside the window, and the window ends within 65 s.
+    end = (now + timedelta(seconds=5)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     window = {
         "from": (end - timedelta(minutes=5)).strftime("%H:%M"),
         "to": end.strftime("%H:%M"),

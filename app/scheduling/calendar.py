@@ -63,7 +63,6 @@ Cost
 
 import heapq
 import itertools
-import math
 import re
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -78,6 +77,7 @@ from app.scheduling.schedules import (
     fire_times_between,
     iter_fire_times,
     localize_run_at,
+    offset_change_between,
     parse_schedule,
     parse_timezone,
 )
@@ -428,21 +428,8 @@ def _stretch_end(quiet: QuietHours, instant: datetime, local: datetime, end: dat
     tz = local.tzinfo
     if end.astimezone(tz).utcoffset() == local.utcoffset():
         return end  # no offset change in between: zones do not change twice within a day
-    change = _offset_change(instant, end, tz)
+    change = offset_change_between(instant, end, tz)
     return end if quiet.contains(change.astimezone(tz).time()) else change
-
-
-def _offset_change(start: datetime, end: datetime, tz: tzinfo) -> datetime:
-    """The first whole second in (start, end] whose UTC offset in tz differs from start's."""
-    offset = start.astimezone(tz).utcoffset()
-    low, high = math.floor(start.timestamp()), math.ceil(end.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, tz).utcoffset() == offset:
-            low = middle
-        else:
-            high = middle
-    return datetime.fromtimestamp(high, UTC)
 
 
 def _far(start: datetime) -> datetime:

@@ -45,6 +45,7 @@ __all__ = [
     "localize_run_at",
     "next_fire_time",
     "next_fire_times",
+    "offset_change_between",
     "parse_schedule",
     "parse_timezone",
 ]
@@ -266,10 +267,10 @@ def _wall_to_utc(wall: datetime, tz: tzinfo) -> datetime:
     # A missing wall time: PEP 495 reads fold=0 with the pre-gap offset, which lands AFTER the
     # gap's end (02:30 EST = 03:30 EDT), and fold=1 with the post-gap offset, which lands
     # before the transition. The transition instant, the first one after the gap, lies between.
-    return _transition_between(second, first, tz)
+    return offset_change_between(second, first, tz)
 
 
-def _transition_between(before: datetime, after: datetime, tz: tzinfo) -> datetime:
+def offset_change_between(before: datetime, after: datetime, tz: tzinfo) -> datetime:
     """Binary-search the first whole second in (before, after] whose UTC offset in tz differs."""
     low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
     old_offset = datetime.fromtimestamp(low, tz).utcoffset()

@@ -17,9 +17,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +36,7 @@ from app.scheduling.attempts import (
     decide,
     draw_jitter,
 )
+from app.scheduling.bulk import BulkWrite
 from app.scheduling.ladder import Ladder
 from app.scheduling.partitions import drop_partitions_before, ensure_partitions
 from app.scheduling.planner import (
@@ -62,38 +61,72 @@ _OCCURRENCES = Occurrence.__table__
 _LOGS = TaskLog.__table__
 
 
-def _update_by_id(table: Any, *columns: str, **constants: Any) -> Any:
-    """An UPDATE of one row by id, for executemany: `_id` and `_<column>` are its parameters."""
-    values = {name: bindparam(f"_{name}") for name in columns} | constants
-    return update(table).where(table.c.id == bindparam("_id")).values(values)
-
-
 # A claimed task's new next run (and, for a task that stops, its end).
-_ADVANCE_TASK = _update_by_id(
-    _TASKS, "next_run_at", "status", "status_reason", "status_changed_at", "runs"
+_ADVANCE_TASK = BulkWrite(
+    _TASKS,
+    ("next_run_at", "status", "status_reason", "status_changed_at", "runs"),
+    by_id=True,
 )
 # What recording writes back to a task and to an occurrence (the rows are locked meanwhile).
-_RECORD_TASK = _update_by_id(
+_RECORD_TASK = BulkWrite(
     _TASKS,
-    "status",
-    "status_reason",
-    "next_run_at",
-    "last_run_at",
-    "last_status",
-    "resume_at",
-    "failures",
-    "failing_since",
-    "status_changed_at",
-    "discord_message_id",
-    "targets",
+    (
+        "status",
+        "status_reason",
+        "next_run_at",
+        "last_run_at",
+        "last_status",
+        "resume_at",
+        "failures",
+        "failing_since",
+        "status_changed_at",
+        "discord_message_id",
+        "targets",
+    ),
+    by_id=True,
 )
-_RECORD_OCCURRENCE = _update_by_id(
+_RECORD_OCCURRENCE = BulkWrite(
     _OCCURRENCES,
+    ("attempt", "available_at", "rate_limit_wait_seconds", "finished_at"),
+    by_id=True,
+    constants={"lease_owner": "NULL"},
+)
+_OCCURRENCE_COLUMNS = (
+    "id",
+    "task_id",
+    "target",
+    "scheduled_for",
+    "trigger",
     "attempt",
-    "available_at",
+    "lease_owner",
     "rate_limit_wait_seconds",
-    "finished_at",
-    lease_owner=None,
+    "run_number",
+    "message_id",
+    "fire_kind",
+    "available_at",
+    "created_at",
+)
+# New occurrences; one that exists already (another claim made it) is skipped.
+_INSERT_OCCURRENCES = BulkWrite(
+    _OCCURRENCES, _OCCURRENCE_COLUMNS, unique=("task_id", "target", "scheduled_for")
+)
+_INSERT_LOGS = BulkWrite(
+    _LOGS,
+    (
+        "id",
+        "task_id",
+        "execution_time",
+        "scheduled_for",
+        "status",
+        "retry_count",
+        "message",
+        "http_status",
+        "duration_ms",
+        "response_body",
+        "trigger",
+        "created_at",
+        "target",
+    ),
 )
 _TASK_COLUMNS = ("id", "status", "status_reason", "schedule", "next_run_at", "updated_at")
 _TASK_COLUMNS += ("last_run_at", "last_status", "auto_resume", "resume_at", "failures")
@@ -383,7 +416,7 @@ def _claim_due_tasks(
     advanced: list[dict] = []
     for task in session.execute(query).all():
         plan = _plan(task, now=now, grace=grace)
-        advanced.append(_advance(task, plan, now=now) | {"_runs": task.runs + len(plan.firings)})
+        advanced.append(_advance(task, plan, now=now))
         targets = _active_targets(task)
         for number, firing in enumerate(plan.firings, start=task.runs + 1):
             for target in targets:
@@ -393,8 +426,7 @@ def _claim_due_tasks(
                 row["run_number"] = number
                 by_id[row["id"]] = task
                 rows.append(row)
-    if advanced:
-        session.execute(_ADVANCE_TASK, advanced)
+    _ADVANCE_TASK.execute(session, advanced)
     if not rows:
         return []
     inserted = _insert_new_occurrences(session, rows)
@@ -446,29 +478,21 @@ def _plan(task: Any, *, now: datetime, grace: timedelta) -> DuePlan:
         return DuePlan(stop_reason=f"schedule cannot be evaluated: {plain(str(exc))}")
 
 
-def _advance(task: Any, plan: DuePlan, *, now: datetime) -> dict:
-    """The claimed task's new next run, or its end."""
-    stopped = plan.stop_reason is not None
-    return {
-        "_id": task.id,
-        "_next_run_at": None if stopped else plan.next_run_at,
-        "_status": TaskStatus.INACTIVE.value if stopped else task.status,
-        "_status_reason": plan.stop_reason if stopped else task.status_reason,
-        "_status_changed_at": now if stopped else task.status_changed_at,
-    }
+def _advance(task: Any, plan: DuePlan, *, now: datetime) -> tuple:
+    """The claimed task's new next run, or its end, and its count of runs (_ADVANCE_TASK)."""
+    runs = task.runs + len(plan.firings)
+    if plan.stop_reason is not None:
+        inactive = TaskStatus.INACTIVE.value
+        return (None, inactive, plan.stop_reason, now, runs, task.id)
+    reason, changed_at = task.status_reason, task.status_changed_at
+    return (plan.next_run_at, task.status, reason, changed_at, runs, task.id)
 
 
 def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID]:
-    """Insert the rows, skipping any whose (task, scheduled_for) exists; the ids inserted."""
-    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    # One statement for any number of rows ("insertmanyvalues"): compiled once and cached,
-    # where .values(rows) would compile a new statement for every batch.
-    statement = (
-        upsert(_OCCURRENCES)
-        .on_conflict_do_nothing(index_elements=["task_id", "target", "scheduled_for"])
-        .returning(_OCCURRENCES.c.id)
-    )
-    return set(session.execute(statement, rows).scalars())
+    """Insert the rows, skipping any whose (task, target, scheduled_for) exists; the ids
+    inserted."""
+    values = [tuple(row[name] for name in _OCCURRENCE_COLUMNS) for row in rows]
+    return set(_INSERT_OCCURRENCES.execute(session, values))
 
 
 def _claim_available(
@@ -560,9 +584,18 @@ def _lock_tasks(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
         .with_for_update()
     )
     rows = list(session.execute(query))
-    ending = [row.id for row in rows if row.next_run_at is None and row.status == "active"]
+    ending = [row.id for row in rows if _may_have_other_open_runs(row)]
     open_runs = _open_runs(session, ending) if ending else {}
     return {row.id: _task_row_from(row, open_runs.get(row.id, 1)) for row in rows}
+
+
+def _may_have_other_open_runs(row: Any) -> bool:
+    """Whether an active task that fires no more may have scheduled runs open besides the one
+    being recorded: a recurring task's, or a one-time task's to its other webhooks. (A one-time
+    task with one webhook has one run.)"""
+    if row.next_run_at is not None or row.status != TaskStatus.ACTIVE.value:
+        return False
+    return is_recurring(row) or bool(row.webhook_urls)
 
 
 def _open_runs(session: Session, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -753,12 +786,9 @@ def _write(
         if decision.occurrence is not None
     ]
     changed = [(task_id, row) for task_id, row in tasks.items() if row.changed]
-    if changed:
-        session.execute(_RECORD_TASK, [_task_row(i, row, stripped) for i, row in changed])
-    if occurrences:
-        session.execute(_RECORD_OCCURRENCE, occurrences)
-    if logs:
-        session.execute(insert(_LOGS), logs)
+    _RECORD_TASK.execute(session, [_task_row(i, row, stripped) for i, row in changed])
+    _RECORD_OCCURRENCE.execute(session, occurrences)
+    _INSERT_LOGS.execute(session, logs)
     _write_stops_and_follow_ups(session, attempts, decisions, changed, now=now)
 
 
@@ -810,51 +840,50 @@ def _probe_row(task_id: uuid.UUID, at: datetime, *, now: datetime, target: int) 
     return row | {"available_at": at, "created_at": now}
 
 
-def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> dict:
+def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> tuple:
+    """The attempt's log row (_INSERT_LOGS)."""
     job, outcome, log = attempt.job, attempt.outcome, decision.log
     assert log is not None
-    return {
-        "id": uuid.uuid4(),
-        "task_id": job.task_id,
-        "execution_time": attempt.started_at,
-        "scheduled_for": job.scheduled_for,
-        "status": log.status.value,
-        "retry_count": job.attempt,
-        "message": plain(log.message) if stripped else log.message,
-        "http_status": outcome.http_status,
-        "duration_ms": outcome.duration_ms,
-        "response_body": None if stripped else outcome.response_body,
-        "trigger": job.trigger.value,
-        "created_at": now,
-        "target": job.target,
-    }
+    return (
+        uuid.uuid4(),
+        job.task_id,
+        attempt.started_at,
+        job.scheduled_for,
+        log.status.value,
+        job.attempt,
+        plain(log.message) if stripped else log.message,
+        outcome.http_status,
+        outcome.duration_ms,
+        None if stripped else outcome.response_body,
+        job.trigger.value,
+        now,
+        job.target,
+    )
 
 
-def _occurrence_row(occurrence_id: uuid.UUID, decision: Decision, *, now: datetime) -> dict:
+def _occurrence_row(occurrence_id: uuid.UUID, decision: Decision, *, now: datetime) -> tuple:
+    """What an attempt leaves of its occurrence (_RECORD_OCCURRENCE)."""
     change = decision.occurrence
     assert change is not None
-    return {
-        "_id": occurrence_id,
-        "_attempt": change.attempt,
-        "_available_at": change.available_at,
-        "_rate_limit_wait_seconds": change.rate_limit_wait_seconds,
-        "_finished_at": now if change.finished else None,
-    }
+    finished_at = now if change.finished else None
+    wait = change.rate_limit_wait_seconds
+    return (change.attempt, change.available_at, wait, finished_at, occurrence_id)
 
 
-def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> dict:
-    state = row.state
-    return {
-        "_id": task_id,
-        "_status": state.status.value,
-        "_status_reason": plain(row.status_reason) if stripped else row.status_reason,
-        "_next_run_at": state.next_run_at,
-        "_last_run_at": state.last_run_at,
-        "_last_status": row.last_status,
-        "_resume_at": state.ladder.resume_at,
-        "_failures": state.ladder.failures,
-        "_failing_since": state.ladder.failing_since,
-        "_status_changed_at": row.status_changed_at,
-        "_discord_message_id": row.discord_message_id,
-        "_targets": None if row.targets is None else [state.to_json() for state in row.targets],
-    }
+def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> tuple:
+    """What recording writes back to a task (_RECORD_TASK)."""
+    state, ladder = row.state, row.state.ladder
+    return (
+        state.status.value,
+        plain(row.status_reason) if stripped else row.status_reason,
+        state.next_run_at,
+        state.last_run_at,
+        row.last_status,
+        ladder.resume_at,
+        ladder.failures,
+        ladder.failing_since,
+        row.status_changed_at,
+        row.discord_message_id,
+        None if row.targets is None else [target.to_json() for target in row.targets],
+        task_id,
+    )

@@ -10,7 +10,7 @@ from app.db import create_db_engine, create_session_factory, transaction
 from app.delivery.outcome import Outcome, OutcomeKind
 from app.models import Occurrence, Task, TaskLog
 from app.scheduling.attempts import Attempt, RetryPolicy, Step
-from app.scheduling.store import OccurrenceStore
+from app.scheduling.store import _INSERT_LOGS, _RECORD_TASK, OccurrenceStore
 
 LEASE = timedelta(seconds=30)
 GRACE = timedelta(seconds=60)
@@ -236,3 +236,53 @@ def test_an_attempt_that_cannot_be_recorded_at_all_still_finishes_its_occurrence
     assert [d.step for d in decisions] == [Step.DROPPED, Step.DELIVERED]
     assert logged == {good.task_id}
     assert still_open == []  # neither can be claimed, so neither is sent again
+
+
+def test_bulk_writes_read_back_as_the_orm_writes_them(database_url: str):
+    """Rows written through the driver (the record's log INSERT, the task UPDATE) compare and
+    read back exactly like rows the ORM wrote: the same instants, text and documents."""
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    due = datetime(1, 1, 1, 2, 0, 0, 1, tzinfo=UTC)  # year 0001, to the microsecond
+    (task_id,) = add_due_tasks(factory, 1, due)
+    odd = "lone \udcff? no: plain ünïcödé \U0001f600 and 'quotes' %s %(x)s ? ;--"
+    odd = odd.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    later = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    targets = [{"status": "active", "note": odd}]
+    with transaction(factory) as session:
+        session.add(
+            TaskLog(task_id=task_id, execution_time=due, scheduled_for=due, status="success")
+        )
+        _INSERT_LOGS.execute(
+            session, [_log_values(task_id, due, odd), _log_values(task_id, later, None)]
+        )
+        _RECORD_TASK.execute(session, [_task_values(task_id, later, due, odd, targets)])
+    with transaction(factory) as session:
+        same_instant = session.scalar(
+            select(func.count()).select_from(TaskLog).where(TaskLog.execution_time == due)
+        )
+        in_order = session.execute(
+            select(TaskLog.execution_time, TaskLog.message).order_by(TaskLog.execution_time)
+        ).all()
+        task = session.get(Task, task_id)
+        due_now = session.scalar(
+            select(func.count()).select_from(Task).where(Task.next_run_at > due)
+        )
+    engine.dispose()
+    assert same_instant == 2  # one from the ORM, one through the driver: equal instants
+    assert sorted(in_order[:2], key=str) == sorted([(due, odd), (due, None)], key=str)
+    assert in_order[2] == (later, None)
+    assert (task.next_run_at, task.last_run_at, task.status_reason) == (later, due, odd)
+    assert task.targets == targets
+    assert (task.failures, task.status) == (2, "inactive")
+    assert due_now == 1
+
+
+def _log_values(task_id: uuid.UUID, at: datetime, message: str | None) -> tuple:
+    values = (uuid.uuid4(), task_id, at, at, "success", 0, message, 204, 5, message, "schedule")
+    return (*values, at, 0)
+
+
+def _task_values(task_id: uuid.UUID, at: datetime, ran: datetime, reason: str, targets) -> tuple:
+    changed = datetime(2026, 11, 30, tzinfo=UTC)
+    return ("inactive", reason, at, ran, "success", None, 2, None, changed, None, targets, task_id)

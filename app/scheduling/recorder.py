@@ -28,6 +28,9 @@ RECORD_RETRY_MAX_SECONDS = 5.0
 # Steps after which the occurrence is due again soon: the loop may need to wake earlier.
 SOON_AGAIN = frozenset({Step.RETRY_SCHEDULED, Step.RATE_LIMITED, Step.DEFERRED})
 
+# The level of each outcome's event (any other: WARNING).
+LEVELS = {OutcomeKind.DEFERRED: logging.DEBUG, OutcomeKind.SUCCESS: logging.INFO}
+
 RecordBatch = Callable[[list[Attempt]], Awaitable[list[Decision]]]
 
 
@@ -123,6 +126,9 @@ def log_attempt(attempt: Attempt, step: Step) -> None:
     """One log event per attempt: what happened and how late it was. The target is named by
     the task id and the webhook's host, never the URL (its path and query hold secrets)."""
     job, outcome = attempt.job, attempt.outcome
+    level = LEVELS.get(outcome.kind, logging.WARNING)
+    if not logger.isEnabledFor(level):
+        return
     extra = {
         "task_id": str(job.task_id),
         "host": url_host(job.webhook_url),

@@ -152,6 +152,8 @@ def create_http_client(
     session = aiohttp.ClientSession(
         connector=connector,
         headers={"User-Agent": USER_AGENT},
+        # Tasks of different owners share webhook hosts: no answer's cookie goes out again.
+        cookie_jar=aiohttp.DummyCookieJar(),
         # The sender puts one deadline around the whole attempt.
         timeout=aiohttp.ClientTimeout(total=None),
     )

@@ -18,14 +18,21 @@ def send_to_server_answering(raw: bytes) -> Outcome:
         await writer.drain()
         writer.close()
 
-    async def run() -> Outcome:
+    return send_to(answer)[0]
+
+
+def send_to(answer, *, host: str = "127.0.0.1", times: int = 1) -> list[Outcome]:
+    """Start a TCP server on 127.0.0.1 that handles each connection with `answer`; POST to it
+    `times` times, one after the other, naming it `host`."""
+
+    async def run() -> list[Outcome]:
         server = await asyncio.start_server(answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         client = create_http_client(max_connections=2, allow_private=True)
         sender = Sender(client=client, timeout_seconds=5, allow_private=True)
         try:
-            delivery = Delivery(url=f"http://127.0.0.1:{port}/hook", payload={"n": 1})
-            return await sender.send(delivery)
+            delivery = Delivery(url=f"http://{host}:{port}/hook", payload={"n": 1})
+            return [await sender.send(delivery) for _ in range(times)]
         finally:
             await sender.close()
             server.close()
@@ -54,3 +61,38 @@ def test_a_well_formed_answer_is_classified():
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
     )
     assert (outcome.http_status, outcome.permanent) == (503, False)
+
+
+def test_a_cookie_a_webhook_sets_is_never_sent_back():
+    """Tasks of different owners may share a webhook host: what one answer sets must not ride
+    along with the next delivery."""
+    seen: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            seen.append(head)
+            writer.write(
+                b"HTTP/1.1 204 No Content\r\nSet-Cookie: session=secret; Path=/\r\n"
+                b"Content-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+
+    # A name: aiohttp's cookie jar keeps nothing that an IP address sets.
+    outcomes = send_to(answer, host="localhost", times=2)
+    assert [outcome.http_status for outcome in outcomes] == [204, 204]
+    assert len(seen) == 2
+    assert all(b"cookie:" not in head.lower() for head in seen), seen

@@ -422,6 +422,9 @@ class Scheduler:
     async def _deliver_once(self, job: Job) -> None:
         outcome = await self._attempt(job)
         sent_at = outcome.sent_at + self._offset if outcome.sent_at else self.now()
+        # It was claimed once the database's clock reached its due time, so it cannot have
+        # started earlier; the estimate of the clocks' offset can be a millisecond off.
+        sent_at = max(sent_at, job.scheduled_for)
         if self._metrics is not None and not outcome.deferred:
             self._metrics.delivery_duration.observe(outcome.duration_ms / 1000)
             if job.attempt == 0:

@@ -31,9 +31,11 @@ INSERT_PAGE = 500
 def sqlite_timestamp(value: datetime) -> str:
     """An aware datetime as SQLite stores it (UTC, naive, always with microseconds): what
     UTCDateTime and SQLAlchemy's SQLite DATETIME together write, computed in C."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where an aware one is required")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _converter(table: Table, column: str, dialect: Dialect) -> Convert | None:

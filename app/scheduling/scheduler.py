@@ -21,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -81,6 +81,27 @@ def _describe(exc: BaseException) -> str:
     """A short name for a database error, without connection details or SQL."""
     original = getattr(exc, "orig", None)
     return type(original or exc).__name__
+
+
+class SendingSlot:
+    """Holds one of the semaphore's slots while a request is made; raises LeaseTooShort on
+    entry (holding nothing) when `lease_holds()` says the job's lease could end mid-request. A
+    class rather than a generator context manager: one is entered for every delivery."""
+
+    __slots__ = ("_lease_holds", "_semaphore")
+
+    def __init__(self, semaphore: asyncio.Semaphore, lease_holds: Callable[[], bool]) -> None:
+        self._semaphore = semaphore
+        self._lease_holds = lease_holds
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+        if not self._lease_holds():
+            self._semaphore.release()
+            raise LeaseTooShort
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._semaphore.release()
 
 
 class Scheduler:
@@ -451,15 +472,11 @@ class Scheduler:
             return prepared
         return await self._sender.send(prepared, slot=self._sending_slot(job))
 
-    @contextlib.asynccontextmanager
-    async def _sending_slot(self, job: Job) -> AsyncIterator[None]:
+    def _sending_slot(self, job: Job) -> "SendingSlot":
         """One of the sending slots, provided the job's lease outlasts the request."""
         assert self._sending is not None
-        async with self._sending:
-            margin = timedelta(seconds=self._settings.delivery_timeout_seconds)
-            if self.now() + margin >= job.lease_expires_at:
-                raise LeaseTooShort
-            yield
+        margin = timedelta(seconds=self._settings.delivery_timeout_seconds)
+        return SendingSlot(self._sending, lambda: self.now() + margin < job.lease_expires_at)
 
     def _after_batch(self, decisions: list[Decision]) -> None:
         """After a batch is recorded: wake the loop for retries that may be due soon, and let

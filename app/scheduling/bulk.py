@@ -8,13 +8,15 @@ the database does. `BulkWrite` has the SQL written once per dialect and rows giv
 in a fixed column order, converts only the values that need it, with the processors SQLAlchemy
 itself would use (one faster equivalent for SQLite's timestamps, checked against SQLAlchemy's
 in the unit tests), and hands the batch to the driver through `exec_driver_sql`, which keeps
-SQLAlchemy's error translation and connection handling. An INSERT that returns the ids it
-inserted, and any INSERT on PostgreSQL, goes as one statement of many rows (up to `INSERT_PAGE`
-of them); UPDATEs go as one statement run for every row (on PostgreSQL, in pages: the engine's
-`values_plus_batch` mode).
+SQLAlchemy's error translation and connection handling. On PostgreSQL every write is one
+statement for a page of rows (up to `PAGE_ROWS`: an INSERT of many rows, an UPDATE joined to a
+VALUES list), so that the server parses and plans once per page, not once per row; on SQLite,
+in-process, one prepared statement runs for every row, except an INSERT that returns the ids
+it inserted, which is one statement of many rows there too.
 """
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +27,7 @@ from app.models import UTCDateTime
 
 Convert = Callable[[Any], Any]
 
-INSERT_PAGE = 500
+PAGE_ROWS = 500
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -70,26 +72,9 @@ class BulkWrite:
         self._by_id = by_id
         self._constants = constants or {}
         self._unique = tuple(unique)
-        self._plans: dict[str, tuple[str, list[tuple[int, Convert]]]] = {}
+        self._plans: dict[str, _Plan] = {}
 
-    def _sql(self, dialect: Dialect) -> str:
-        # Made of the table's own (quoted) names and placeholders only: no value is in the text.
-        mark = _placeholder(dialect)
-        quote = dialect.identifier_preparer.quote
-        table = quote(self._table.name)
-        if not self._by_id:
-            names = ", ".join(quote(name) for name in self._columns)
-            marks = ", ".join(mark for _ in self._columns)
-            insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608
-            if self._unique:
-                key = ", ".join(quote(name) for name in self._unique)
-                insert += f" ON CONFLICT ({key}) DO NOTHING RETURNING id"
-            return insert
-        sets = [f"{quote(name)} = {mark}" for name in self._columns[:-1]]
-        sets += [f"{quote(name)} = {literal}" for name, literal in self._constants.items()]
-        return f"UPDATE {table} SET {', '.join(sets)} WHERE id = {mark}"  # noqa: S608
-
-    def _plan(self, dialect: Dialect) -> tuple[str, list[tuple[int, Convert]]]:
+    def _plan(self, dialect: Dialect) -> "_Plan":
         plan = self._plans.get(dialect.name)
         if plan is None:
             conversions = []
@@ -97,41 +82,82 @@ class BulkWrite:
                 convert = _converter(self._table, name, dialect)
                 if convert is not None:
                     conversions.append((index, convert))
-            plan = self._plans[dialect.name] = (self._sql(dialect), conversions)
+            plan = self._plans[dialect.name] = self._statement(dialect, conversions)
         return plan
+
+    def _statement(self, dialect: Dialect, conversions: list[tuple[int, Convert]]) -> "_Plan":
+        # Made of the table's own (quoted) names, types and placeholders: no value is in the text.
+        mark = _placeholder(dialect)
+        quote = dialect.identifier_preparer.quote
+        table = quote(self._table.name)
+        names = [quote(name) for name in self._columns]
+        postgres = dialect.name == "postgresql"
+        if not self._by_id:
+            head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "  # noqa: S608
+            tail = ""
+            if self._unique:
+                key = ", ".join(quote(name) for name in self._unique)
+                tail = f" ON CONFLICT ({key}) DO NOTHING RETURNING id"
+            row = f"({', '.join(mark for _ in names)})"
+            return _Plan(head, row, tail, conversions, many_rows=postgres or bool(self._unique))
+        constants = [f"{quote(name)} = {literal}" for name, literal in self._constants.items()]
+        if not postgres:  # one prepared statement, run for every row
+            sets = [f"{name} = {mark}" for name in names[:-1]] + constants
+            head = f"UPDATE {table} SET {', '.join(sets)} WHERE id = "  # noqa: S608
+            return _Plan(head, mark, "", conversions, many_rows=False)
+        # One statement for a page of rows, joined to a VALUES list; each value cast to its
+        # column's type, as VALUES alone would guess types from the first row.
+        sets = [f"{name} = v.{name}" for name in names[:-1]] + constants
+        casts = [
+            f"{mark}::{self._table.c[name].type.compile(dialect=dialect)}" for name in self._columns
+        ]
+        head = f"UPDATE {table} SET {', '.join(sets)} FROM (VALUES "  # noqa: S608
+        tail = f") AS v ({', '.join(names)}) WHERE {table}.id = v.id"
+        return _Plan(head, f"({', '.join(casts)})", tail, conversions, many_rows=True)
 
     def execute(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
         """Write `rows` (tuples in the column order; for an UPDATE, the id last) in the
         session's transaction; the ids inserted, for an INSERT with `unique` (else [])."""
         connection = session.connection()
         dialect = connection.dialect
-        sql, conversions = self._plan(dialect)
+        plan = self._plan(dialect)
         parameters = []
         for row in rows:
             values = list(row)
-            for index, convert in conversions:
+            for index, convert in plan.conversions:
                 value = values[index]
                 if value is not None:
                     values[index] = convert(value)
             parameters.append(tuple(values))
+        if self._by_id:  # one write per row, the last one's if an id comes twice
+            parameters = list({values[-1]: values for values in parameters}.values())
         if not parameters:
             return []
-        if self._by_id or (dialect.name == "sqlite" and not self._unique):
-            connection.exec_driver_sql(sql, parameters)
+        if not plan.many_rows:
+            connection.exec_driver_sql(plan.head + plan.row + plan.tail, parameters)
             return []
         inserted = []
-        for start in range(0, len(parameters), INSERT_PAGE):
-            page = parameters[start : start + INSERT_PAGE]
+        for start in range(0, len(parameters), PAGE_ROWS):
+            page = parameters[start : start + PAGE_ROWS]
             flat = tuple(value for values in page for value in values)
-            result = connection.exec_driver_sql(_many_rows(sql, len(page)), flat)
+            result = connection.exec_driver_sql(plan.sql(len(page)), flat)
             if self._unique:
                 inserted += result.scalars().all()
         read_id = self._table.c.id.type.dialect_impl(dialect).result_processor(dialect, None)
         return [read_id(value) for value in inserted] if read_id else inserted
 
 
-def _many_rows(insert: str, count: int) -> str:
-    """An INSERT of one row of placeholders made an INSERT of `count` rows."""
-    head, _, rest = insert.partition(" VALUES ")
-    row, close, tail = rest.partition(")")
-    return f"{head} VALUES {', '.join([row + close] * count)}{tail}"
+@dataclass(frozen=True)
+class _Plan:
+    """A statement as a head, a row of placeholders and a tail; with `many_rows` the row is
+    repeated, comma-separated, once for every row of a page."""
+
+    head: str
+    row: str
+    tail: str
+    conversions: list[tuple[int, Convert]]
+    many_rows: bool
+
+    def sql(self, count: int) -> str:
+        """The statement for `count` rows."""
+        return f"{self.head}{', '.join([self.row] * count)}{self.tail}"

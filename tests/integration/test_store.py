@@ -286,3 +286,22 @@ def _log_values(task_id: uuid.UUID, at: datetime, message: str | None) -> tuple:
 def _task_values(task_id: uuid.UUID, at: datetime, ran: datetime, reason: str, targets) -> tuple:
     changed = datetime(2026, 11, 30, tzinfo=UTC)
     return ("inactive", reason, at, ran, "success", None, 2, None, changed, None, targets, task_id)
+
+
+def test_a_bulk_update_naming_a_row_twice_leaves_the_last_values(database_url: str):
+    engine = create_db_engine(database_url)
+    factory = create_session_factory(engine)
+    due = datetime.now(UTC)
+    (task_id,) = add_due_tasks(factory, 1, due)
+    first = _task_values(task_id, due, due, "first", None)
+    last = _task_values(task_id, due + timedelta(hours=1), due, "last", [{"status": "active"}])
+    with transaction(factory) as session:
+        _RECORD_TASK.execute(session, [first, last])
+    with transaction(factory) as session:
+        task = session.get(Task, task_id)
+    engine.dispose()
+    assert (task.status_reason, task.next_run_at, task.targets) == (
+        "last",
+        due + timedelta(hours=1),
+        [{"status": "active"}],
+    )

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.models import Occurrence, Task, TaskLog
-from app.scheduling.bulk import BulkWrite, _many_rows, sqlite_timestamp
+from app.scheduling.bulk import BulkWrite, sqlite_timestamp
 
 SQLITE = sqlite.dialect()
 POSTGRESQL = postgresql.psycopg2.dialect()
@@ -40,31 +40,55 @@ def test_a_naive_timestamp_is_refused_as_sqlalchemy_refuses_it():
         sqlite_timestamp(naive)
 
 
+def single(write: BulkWrite, dialect) -> str:
+    plan = write._plan(dialect)
+    assert not plan.many_rows
+    return plan.sql(1)
+
+
 def test_an_insert_names_its_columns_in_the_rows_order():
     write = BulkWrite(TaskLog.__table__, ("id", "task_id", "message"))
-    assert write._sql(SQLITE) == "INSERT INTO task_logs (id, task_id, message) VALUES (?, ?, ?)"
-    assert write._sql(POSTGRESQL) == (
-        "INSERT INTO task_logs (id, task_id, message) VALUES (%s, %s, %s)"
+    assert single(write, SQLITE) == (
+        "INSERT INTO task_logs (id, task_id, message) VALUES (?, ?, ?)"
+    )
+    assert write._plan(POSTGRESQL).sql(2) == (
+        "INSERT INTO task_logs (id, task_id, message) VALUES (%s, %s, %s), (%s, %s, %s)"
     )
 
 
-def test_an_update_sets_its_columns_and_constants_by_id_given_last():
+def test_an_update_on_sqlite_is_one_statement_run_for_every_row():
     write = BulkWrite(
         Occurrence.__table__,
         ("attempt", "finished_at"),
         by_id=True,
         constants={"lease_owner": "NULL"},
     )
-    assert write._sql(POSTGRESQL) == (
-        "UPDATE occurrences SET attempt = %s, finished_at = %s, lease_owner = NULL WHERE id = %s"
+    assert single(write, SQLITE) == (
+        "UPDATE occurrences SET attempt = ?, finished_at = ?, lease_owner = NULL WHERE id = ?"
     )
+
+
+def test_an_update_on_postgresql_joins_a_page_of_typed_values():
+    write = BulkWrite(
+        Occurrence.__table__,
+        ("attempt", "finished_at"),
+        by_id=True,
+        constants={"lease_owner": "NULL"},
+    )
+    row = "(%s::INTEGER, %s::TIMESTAMP WITH TIME ZONE, %s::UUID)"
+    expected = (
+        "UPDATE occurrences SET attempt = v.attempt, finished_at = v.finished_at, "
+        "lease_owner = NULL FROM (VALUES ROWS) AS v (attempt, finished_at, id) "
+        "WHERE occurrences.id = v.id"
+    )
+    assert write._plan(POSTGRESQL).sql(2) == expected.replace("ROWS", f"{row}, {row}")
 
 
 @pytest.mark.parametrize("dialect", [SQLITE, POSTGRESQL], ids=["sqlite", "postgresql"])
 def test_each_value_is_converted_as_sqlalchemy_converts_it(dialect):
     columns = ("status", "next_run_at", "failures", "targets", "discord_message_id")
     write = BulkWrite(Task.__table__, columns, by_id=True)
-    _sql, conversions = write._plan(dialect)
+    conversions = write._plan(dialect).conversions
     task_id = uuid.uuid4()
     row = ("active", INSTANTS[4], 3, [{"status": "active", "é": "\U0001f600"}], None, task_id)
     converted = list(row)
@@ -77,12 +101,9 @@ def test_each_value_is_converted_as_sqlalchemy_converts_it(dialect):
 
 def test_an_insert_of_many_rows_keeps_its_conflict_clause_once():
     write = BulkWrite(Occurrence.__table__, ("id", "task_id"), unique=("task_id", "id"))
-    sql = write._sql(SQLITE)
-    assert sql == (
-        "INSERT INTO occurrences (id, task_id) VALUES (?, ?) "
-        "ON CONFLICT (task_id, id) DO NOTHING RETURNING id"
-    )
-    assert _many_rows(sql, 3) == (
+    plan = write._plan(SQLITE)
+    assert plan.many_rows
+    assert plan.sql(3) == (
         "INSERT INTO occurrences (id, task_id) VALUES (?, ?), (?, ?), (?, ?) "
         "ON CONFLICT (task_id, id) DO NOTHING RETURNING id"
     )

@@ -56,25 +56,20 @@ def test_an_insert_names_its_columns_in_the_rows_order():
     )
 
 
+def finishing_occurrences() -> BulkWrite:
+    columns = ("attempt", "finished_at")
+    return BulkWrite(Occurrence.__table__, columns, by_id=True, constants={"lease_owner": "NULL"})
+
+
 def test_an_update_on_sqlite_is_one_statement_run_for_every_row():
-    write = BulkWrite(
-        Occurrence.__table__,
-        ("attempt", "finished_at"),
-        by_id=True,
-        constants={"lease_owner": "NULL"},
-    )
+    write = finishing_occurrences()
     assert single(write, SQLITE) == (
         "UPDATE occurrences SET attempt = ?, finished_at = ?, lease_owner = NULL WHERE id = ?"
     )
 
 
 def test_an_update_on_postgresql_joins_a_page_of_typed_values():
-    write = BulkWrite(
-        Occurrence.__table__,
-        ("attempt", "finished_at"),
-        by_id=True,
-        constants={"lease_owner": "NULL"},
-    )
+    write = finishing_occurrences()
     row = "(%s::INTEGER, %s::TIMESTAMP WITH TIME ZONE, %s::UUID)"
     expected = (
         "UPDATE occurrences SET attempt = v.attempt, finished_at = v.finished_at, "

@@ -384,3 +384,19 @@ def test_something_to_send(payload: dict) -> None:
 
 def test_wrongly_typed_content_is_not_also_reported_as_empty() -> None:
     assert validate_discord_payload({"content": 0}) == ["content: must be a string"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://relay.example:8443/api/webhooks/1/abc",
+        "https://relay.example/api/webhooks/1/abc",
+        "https://discord.com/api/webhooks/1/abc",
+        "https://example.com/hook",
+    ],
+)
+def test_extra_hosts_answer_alike_however_they_are_given(url: str):
+    hosts = ["relay.example:8443"]
+    answers = {is_discord_webhook_url(url, kind(hosts)) for kind in (list, tuple, frozenset, set)}
+    assert len(answers) == 1
+    assert answers.pop() is (url.startswith("https://relay.example:8443") or "discord" in url)

@@ -7,6 +7,7 @@ redacted like any other, and payloads sent to it are subject to the same limits.
 
 import re
 from collections.abc import Collection
+from functools import lru_cache
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 DISCORD_HOSTS = frozenset(
@@ -59,7 +60,19 @@ def is_discord_webhook_url(url: str, extra_hosts: Collection[str] = ()) -> bool:
     """True if ``url`` is an http(s) URL on a Discord host with an ``/api[/vN]/webhooks/`` path.
 
     ``extra_hosts`` (lower-case ``host`` or ``host:port``) are treated as Discord too: a
-    Discord-compatible relay, or a test double."""
+    Discord-compatible relay, or a test double. Remembered for hashable `extra_hosts` (the
+    settings' frozenset): every delivery asks it, and the answer depends on nothing else."""
+    if isinstance(extra_hosts, frozenset | tuple):
+        return _is_discord_remembered(url, extra_hosts)
+    return _is_discord(url, extra_hosts)
+
+
+@lru_cache(maxsize=4096)
+def _is_discord_remembered(url: str, extra_hosts: frozenset[str] | tuple[str, ...]) -> bool:
+    return _is_discord(url, extra_hosts)
+
+
+def _is_discord(url: str, extra_hosts: Collection[str]) -> bool:
     parts = _split(url)
     return parts is not None and _is_discord_parts(parts, extra_hosts)
 

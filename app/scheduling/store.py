@@ -413,7 +413,7 @@ def _claim_due_tasks(
     )
     rows: list[dict] = []
     by_id: dict[uuid.UUID, Any] = {}
-    advanced: list[dict] = []
+    advanced: list[tuple] = []
     for task in session.execute(query).all():
         plan = _plan(task, now=now, grace=grace)
         advanced.append(_advance(task, plan, now=now))

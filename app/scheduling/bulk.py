@@ -1,23 +1,27 @@
 """Many-row writes for the statements that run once per delivery, without per-row statement
 processing.
 
-A batch of deliveries writes each of its tasks, occurrences and log rows with one executemany.
-Through a Core statement, SQLAlchemy builds a parameter dictionary for every row and runs each
-value through its type's processors; with a few hundred rows per batch that costs more than
-the database does. `BulkWrite` has the SQL written once per dialect and rows given as tuples
-in a fixed column order, converts only the values that need it, with the processors SQLAlchemy
-itself would use (one faster equivalent for SQLite's timestamps, checked against SQLAlchemy's
-in the unit tests), and hands the batch to the driver through `exec_driver_sql`, which keeps
-SQLAlchemy's error translation and connection handling. On PostgreSQL every write is one
-statement for a page of rows (up to `PAGE_ROWS`: an INSERT of many rows, an UPDATE joined to a
-VALUES list), so that the server parses and plans once per page, not once per row; on SQLite,
-in-process, one prepared statement runs for every row, except an INSERT that returns the ids
-it inserted, which is one statement of many rows there too.
+A batch of deliveries writes each of its tasks, occurrences and log rows with one statement
+each. Through a Core executemany, SQLAlchemy processes every row's parameters in Python and
+runs each value through its type's processors; with a few hundred rows per batch that cost more
+than the database did. `BulkWrite` has the SQL written once per dialect, reads each row's values
+(a mapping of column names) in the statement's order in one C call, converts only the values
+that need it, with the processors SQLAlchemy itself would use (one faster equivalent for
+SQLite's timestamps, checked against SQLAlchemy's in the unit tests), and hands the batch to
+the driver through `exec_driver_sql`, which keeps SQLAlchemy's error translation and
+connection handling.
+
+On PostgreSQL every write is one statement for a page of rows (up to `PAGE_ROWS`: an INSERT of
+many rows, an UPDATE joined to a VALUES list), so that the server parses and plans once per
+page, not once per row. On SQLite, in-process, one prepared statement runs for every row,
+except an INSERT that returns the ids it inserted, which is one statement of many rows there
+too.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Dialect, Table
@@ -55,8 +59,7 @@ def _placeholder(dialect: Dialect) -> str:
 class BulkWrite:
     """An INSERT of `columns` (with `unique`, skipping rows that would repeat that key, and
     returning the ids of those inserted), or with `by_id` an UPDATE setting `columns` (and
-    `constants`, SQL literals) on the row whose id is the tuple's last value; run for many rows
-    at once."""
+    `constants`, SQL literals) on the row with the row's `id`; run for many rows at once."""
 
     def __init__(
         self,
@@ -72,6 +75,9 @@ class BulkWrite:
         self._by_id = by_id
         self._constants = constants or {}
         self._unique = tuple(unique)
+        if len(self._columns) < 2:
+            raise ValueError("a bulk write names two columns at least")
+        self._pick = itemgetter(*self._columns)  # a row's values in the statement's order
         self._plans: dict[str, _Plan] = {}
 
     def _plan(self, dialect: Dialect) -> "_Plan":
@@ -115,15 +121,17 @@ class BulkWrite:
         tail = f") AS v ({', '.join(names)}) WHERE {table}.id = v.id"
         return _Plan(head, f"({', '.join(casts)})", tail, conversions, many_rows=True)
 
-    def execute(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
-        """Write `rows` (tuples in the column order; for an UPDATE, the id last) in the
-        session's transaction; the ids inserted, for an INSERT with `unique` (else [])."""
+    def execute(self, session: Session, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """Write `rows` (each a mapping of column name to value; other keys are ignored; an
+        UPDATE's rows name their `id`) in the session's transaction; the ids inserted, for an
+        INSERT with `unique` (else [])."""
         connection = session.connection()
         dialect = connection.dialect
         plan = self._plan(dialect)
+        pick = self._pick
         parameters = []
         for row in rows:
-            values = list(row)
+            values = list(pick(row))
             for index, convert in plan.conversions:
                 value = values[index]
                 if value is not None:

@@ -91,24 +91,25 @@ _RECORD_OCCURRENCE = BulkWrite(
     by_id=True,
     constants={"lease_owner": "NULL"},
 )
-_OCCURRENCE_COLUMNS = (
-    "id",
-    "task_id",
-    "target",
-    "scheduled_for",
-    "trigger",
-    "attempt",
-    "lease_owner",
-    "rate_limit_wait_seconds",
-    "run_number",
-    "message_id",
-    "fire_kind",
-    "available_at",
-    "created_at",
-)
 # New occurrences; one that exists already (another claim made it) is skipped.
 _INSERT_OCCURRENCES = BulkWrite(
-    _OCCURRENCES, _OCCURRENCE_COLUMNS, unique=("task_id", "target", "scheduled_for")
+    _OCCURRENCES,
+    (
+        "id",
+        "task_id",
+        "target",
+        "scheduled_for",
+        "trigger",
+        "attempt",
+        "lease_owner",
+        "rate_limit_wait_seconds",
+        "run_number",
+        "message_id",
+        "fire_kind",
+        "available_at",
+        "created_at",
+    ),
+    unique=("task_id", "target", "scheduled_for"),
 )
 _INSERT_LOGS = BulkWrite(
     _LOGS,
@@ -413,7 +414,7 @@ def _claim_due_tasks(
     )
     rows: list[dict] = []
     by_id: dict[uuid.UUID, Any] = {}
-    advanced: list[tuple] = []
+    advanced: list[dict] = []
     for task in session.execute(query).all():
         plan = _plan(task, now=now, grace=grace)
         advanced.append(_advance(task, plan, now=now))
@@ -478,21 +479,23 @@ def _plan(task: Any, *, now: datetime, grace: timedelta) -> DuePlan:
         return DuePlan(stop_reason=f"schedule cannot be evaluated: {plain(str(exc))}")
 
 
-def _advance(task: Any, plan: DuePlan, *, now: datetime) -> tuple:
+def _advance(task: Any, plan: DuePlan, *, now: datetime) -> dict:
     """The claimed task's new next run, or its end, and its count of runs (_ADVANCE_TASK)."""
-    runs = task.runs + len(plan.firings)
-    if plan.stop_reason is not None:
-        inactive = TaskStatus.INACTIVE.value
-        return (None, inactive, plan.stop_reason, now, runs, task.id)
-    reason, changed_at = task.status_reason, task.status_changed_at
-    return (plan.next_run_at, task.status, reason, changed_at, runs, task.id)
+    stopped = plan.stop_reason is not None
+    return {
+        "id": task.id,
+        "next_run_at": None if stopped else plan.next_run_at,
+        "status": TaskStatus.INACTIVE.value if stopped else task.status,
+        "status_reason": plan.stop_reason if stopped else task.status_reason,
+        "status_changed_at": now if stopped else task.status_changed_at,
+        "runs": task.runs + len(plan.firings),
+    }
 
 
 def _insert_new_occurrences(session: Session, rows: list[dict]) -> set[uuid.UUID]:
     """Insert the rows, skipping any whose (task, target, scheduled_for) exists; the ids
     inserted."""
-    values = [tuple(row[name] for name in _OCCURRENCE_COLUMNS) for row in rows]
-    return set(_INSERT_OCCURRENCES.execute(session, values))
+    return set(_INSERT_OCCURRENCES.execute(session, rows))
 
 
 def _claim_available(
@@ -840,50 +843,51 @@ def _probe_row(task_id: uuid.UUID, at: datetime, *, now: datetime, target: int) 
     return row | {"available_at": at, "created_at": now}
 
 
-def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> tuple:
-    """The attempt's log row (_INSERT_LOGS)."""
+def _log_row(attempt: Attempt, decision: Decision, *, now: datetime, stripped: bool) -> dict:
     job, outcome, log = attempt.job, attempt.outcome, decision.log
     assert log is not None
-    return (
-        uuid.uuid4(),
-        job.task_id,
-        attempt.started_at,
-        job.scheduled_for,
-        log.status.value,
-        job.attempt,
-        plain(log.message) if stripped else log.message,
-        outcome.http_status,
-        outcome.duration_ms,
-        None if stripped else outcome.response_body,
-        job.trigger.value,
-        now,
-        job.target,
-    )
+    return {
+        "id": uuid.uuid4(),
+        "task_id": job.task_id,
+        "execution_time": attempt.started_at,
+        "scheduled_for": job.scheduled_for,
+        "status": log.status.value,
+        "retry_count": job.attempt,
+        "message": plain(log.message) if stripped else log.message,
+        "http_status": outcome.http_status,
+        "duration_ms": outcome.duration_ms,
+        "response_body": None if stripped else outcome.response_body,
+        "trigger": job.trigger.value,
+        "created_at": now,
+        "target": job.target,
+    }
 
 
-def _occurrence_row(occurrence_id: uuid.UUID, decision: Decision, *, now: datetime) -> tuple:
-    """What an attempt leaves of its occurrence (_RECORD_OCCURRENCE)."""
+def _occurrence_row(occurrence_id: uuid.UUID, decision: Decision, *, now: datetime) -> dict:
     change = decision.occurrence
     assert change is not None
-    finished_at = now if change.finished else None
-    wait = change.rate_limit_wait_seconds
-    return (change.attempt, change.available_at, wait, finished_at, occurrence_id)
+    return {
+        "id": occurrence_id,
+        "attempt": change.attempt,
+        "available_at": change.available_at,
+        "rate_limit_wait_seconds": change.rate_limit_wait_seconds,
+        "finished_at": now if change.finished else None,
+    }
 
 
-def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> tuple:
-    """What recording writes back to a task (_RECORD_TASK)."""
-    state, ladder = row.state, row.state.ladder
-    return (
-        state.status.value,
-        plain(row.status_reason) if stripped else row.status_reason,
-        state.next_run_at,
-        state.last_run_at,
-        row.last_status,
-        ladder.resume_at,
-        ladder.failures,
-        ladder.failing_since,
-        row.status_changed_at,
-        row.discord_message_id,
-        None if row.targets is None else [target.to_json() for target in row.targets],
-        task_id,
-    )
+def _task_row(task_id: uuid.UUID, row: _TaskRow, stripped: bool) -> dict:
+    state = row.state
+    return {
+        "id": task_id,
+        "status": state.status.value,
+        "status_reason": plain(row.status_reason) if stripped else row.status_reason,
+        "next_run_at": state.next_run_at,
+        "last_run_at": state.last_run_at,
+        "last_status": row.last_status,
+        "resume_at": state.ladder.resume_at,
+        "failures": state.ladder.failures,
+        "failing_since": state.ladder.failing_since,
+        "status_changed_at": row.status_changed_at,
+        "discord_message_id": row.discord_message_id,
+        "targets": None if row.targets is None else [state.to_json() for state in row.targets],
+    }

@@ -278,14 +278,40 @@ def test_bulk_writes_read_back_as_the_orm_writes_them(database_url: str):
     assert due_now == 1
 
 
-def _log_values(task_id: uuid.UUID, at: datetime, message: str | None) -> tuple:
-    values = (uuid.uuid4(), task_id, at, at, "success", 0, message, 204, 5, message, "schedule")
-    return (*values, at, 0)
+def _log_values(task_id: uuid.UUID, at: datetime, message: str | None) -> dict:
+    return {
+        "id": uuid.uuid4(),
+        "task_id": task_id,
+        "execution_time": at,
+        "scheduled_for": at,
+        "status": "success",
+        "retry_count": 0,
+        "message": message,
+        "http_status": 204,
+        "duration_ms": 5,
+        "response_body": message,
+        "trigger": "schedule",
+        "created_at": at,
+        "target": 0,
+    }
 
 
-def _task_values(task_id: uuid.UUID, at: datetime, ran: datetime, reason: str, targets) -> tuple:
-    changed = datetime(2026, 11, 30, tzinfo=UTC)
-    return ("inactive", reason, at, ran, "success", None, 2, None, changed, None, targets, task_id)
+def _task_values(task_id: uuid.UUID, at: datetime, ran: datetime, reason: str, targets) -> dict:
+    return {
+        "id": task_id,
+        "status": "inactive",
+        "status_reason": reason,
+        "next_run_at": at,
+        "last_run_at": ran,
+        "last_status": "success",
+        "resume_at": None,
+        "failures": 2,
+        "failing_since": None,
+        "status_changed_at": datetime(2026, 11, 30, tzinfo=UTC),
+        "discord_message_id": None,
+        "targets": targets,
+        "not a column": "ignored",
+    }
 
 
 def test_a_bulk_update_naming_a_row_twice_leaves_the_last_values(database_url: str):

@@ -28,8 +28,12 @@ RECORD_RETRY_MAX_SECONDS = 5.0
 # Steps after which the occurrence is due again soon: the loop may need to wake earlier.
 SOON_AGAIN = frozenset({Step.RETRY_SCHEDULED, Step.RATE_LIMITED, Step.DEFERRED})
 
-# The level of each outcome's event (any other: WARNING).
-LEVELS = {OutcomeKind.DEFERRED: logging.DEBUG, OutcomeKind.SUCCESS: logging.INFO}
+# The level and text of each outcome's event; any other outcome is a failure.
+EVENTS = {
+    OutcomeKind.DEFERRED: (logging.DEBUG, "delivery deferred: %s"),
+    OutcomeKind.SUCCESS: (logging.INFO, "delivery succeeded"),
+}
+FAILED_EVENT = (logging.WARNING, "delivery failed: %s")
 
 RecordBatch = Callable[[list[Attempt]], Awaitable[list[Decision]]]
 
@@ -126,7 +130,7 @@ def log_attempt(attempt: Attempt, step: Step) -> None:
     """One log event per attempt: what happened and how late it was. The target is named by
     the task id and the webhook's host, never the URL (its path and query hold secrets)."""
     job, outcome = attempt.job, attempt.outcome
-    level = LEVELS.get(outcome.kind, logging.WARNING)
+    level, text = EVENTS.get(outcome.kind, FAILED_EVENT)
     if not logger.isEnabledFor(level):
         return
     extra = {
@@ -141,10 +145,5 @@ def log_attempt(attempt: Attempt, step: Step) -> None:
         "lateness_ms": round((attempt.started_at - job.scheduled_for).total_seconds() * 1000),
         "step": step.value,
     }
-    match outcome.kind:
-        case OutcomeKind.DEFERRED:
-            logger.debug("delivery deferred: %s", outcome.message, extra=extra)
-        case OutcomeKind.SUCCESS:
-            logger.info("delivery succeeded", extra=extra)
-        case _:
-            logger.warning("delivery failed: %s", outcome.message, extra=extra)
+    args = () if outcome.kind is OutcomeKind.SUCCESS else (outcome.message,)
+    logger.log(level, text, *args, extra=extra)

@@ -472,7 +472,7 @@ class Scheduler:
             return prepared
         return await self._sender.send(prepared, slot=self._sending_slot(job))
 
-    def _sending_slot(self, job: Job) -> "SendingSlot":
+    def _sending_slot(self, job: Job) -> SendingSlot:
         """One of the sending slots, provided the job's lease outlasts the request."""
         assert self._sending is not None
         margin = timedelta(seconds=self._settings.delivery_timeout_seconds)

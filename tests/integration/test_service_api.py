@@ -1,7 +1,12 @@
-"""Authentication, public routes and the OpenAPI document."""
+"""Authentication, public routes, the OpenAPI document and the running process."""
+
+import gc
 
 import pytest
 from fastapi.testclient import TestClient
+
+from app.config import Settings
+from tests.integration.conftest import start_client
 
 PROTECTED = [
     ("get", "/health"),
@@ -114,3 +119,11 @@ def enums_in(node: object):
     elif isinstance(node, list):
         for value in node:
             yield from enums_in(value)
+
+
+def test_a_running_service_keeps_its_startup_objects_out_of_full_collections(settings: Settings):
+    with start_client(settings) as running:
+        assert running.get("/livez").status_code == 200
+        # Modules, routes, schemas and the engine: over 100,000 tracked objects here.
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0

@@ -41,7 +41,7 @@ from app.scheduling.attempts import Attempt, Decision, Job, RetryPolicy
 from app.scheduling.ladder import ResumePolicy
 from app.scheduling.outgoing import delivery_for
 from app.scheduling.recorder import SOON_AGAIN, Recorder
-from app.scheduling.store import OccurrenceStore
+from app.scheduling.store import Claim, OccurrenceStore
 from app.scheduling.wakeup import PostgresWakeListener
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class Scheduler:
             if limit <= 0:
                 await self._wait_for_slot()
                 continue
-            jobs = await self._claim(limit)
+            jobs = (await self._claim(limit)).jobs
             started += [self._start_delivery(job) for job in jobs]
             claimed += len(jobs)
             if len(jobs) < limit:
@@ -312,12 +312,12 @@ class Scheduler:
             assert self._wake_event is not None
             self._wake_event.clear()
             try:
-                jobs = await self._claim(limit)
+                claim = await self._claim(limit)
                 # The claim reached the database: healthy again before any delivery starts.
                 failures, self._db_problem = 0, None
-                for job in jobs:
+                for job in claim.jobs:
                     self._start_delivery(job)
-                if len(jobs) >= limit:
+                if len(claim.jobs) >= limit:
                     continue  # a full batch: more may be due right now
                 wake_at = await self._next_wake()
                 await self._maybe_prune()
@@ -325,11 +325,11 @@ class Scheduler:
                 failures += 1
                 await self._after_failed_pass(exc, failures)
                 continue
-            if not jobs and wake_at is not None and wake_at <= self.now():
-                # Due rows exist but another replica holds them: do not spin on the database.
+            if claim.found_only_held_work(wake_at):
+                # Another replica holds what is due: do not spin on the database.
                 await self._sleep(BUSY_BACKOFF_SECONDS)
                 continue
-            await self._sleep_until(wake_at)
+            await self._sleep_until(wake_at)  # already due: no sleep, claim again
 
     def _claim_room(self) -> int:
         """How many occurrences the next claim may take. Claims run ahead up to twice the
@@ -492,7 +492,7 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
-    async def _claim(self, limit: int) -> list[Job]:
+    async def _claim(self, limit: int) -> Claim:
         settings = self._settings
         asked_at = self._clock()
         claim = await self._db(
@@ -503,7 +503,7 @@ class Scheduler:
             grace=timedelta(seconds=settings.misfire_grace_seconds),
         )
         self._observe_database_time(claim.now, asked_at)
-        return claim.jobs
+        return claim
 
     async def _next_wake(self) -> datetime | None:
         asked_at = self._clock()

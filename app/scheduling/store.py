@@ -151,6 +151,13 @@ class Claim:
     jobs: list[Job]
     now: datetime
 
+    def found_only_held_work(self, first_due: datetime | None) -> bool:
+        """Whether work was due when this claim ran (`first_due`: the earliest due instant,
+        read after it) and the claim took none: another scheduler holds it. Work that became
+        due only after the claim read the clock is not that; it is for the next claim, at
+        once (a scheduler woken a hair early used to wait out the busy pause for it)."""
+        return not self.jobs and first_due is not None and first_due <= self.now
+
 
 @dataclass
 class _TaskRow:

@@ -512,6 +512,13 @@ class TaskUpdate(BaseModel):
     _one_webhook_form = field_validator("webhook_urls")(_agrees_with_webhook_url)
     _null_payload = field_validator("payload", mode="before")(_null_payload_is_empty)
 
+    @property
+    def given_urls(self) -> list[str]:
+        """The webhooks this update sets, in order (empty: they stay as they are)."""
+        if self.webhook_urls is not None:
+            return list(self.webhook_urls)
+        return [self.webhook_url] if self.webhook_url is not None else []
+
 
 TASK_READ_EXAMPLE = TASK_EXAMPLE | {
     "id": "5b0f3c0e-8c1a-4a53-9a53-2f8e3c7d9b10",

@@ -1,6 +1,5 @@
 """Routes for /tasks."""
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -9,9 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import SessionDep, SettingsDep, requires
 from app.api.ids import parse_id
 from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED, TOO_LARGE
-from app.api.webhooks import verify_discord_webhook
+from app.api.webhooks import verify_webhooks
 from app.domain import Scope
-from app.errors import InvalidField
 from app.redaction import redact
 from app.scheduling.schedules import parse_timezone
 from app.schemas import (
@@ -60,7 +58,7 @@ async def create_task(
 ):
     """Create a task; 201 with the task and its first `next_run_at`. Discord webhooks are
     checked first (VERIFY_DISCORD_WEBHOOKS): one that does not exist is 422."""
-    await _verify_webhooks(request, data.urls, fan_out=data.fan_out)
+    await verify_webhooks(request, data.urls, fan_out=data.fan_out)
     return await run_in_threadpool(service.create_task, session, data=data, settings=settings)
 
 
@@ -124,31 +122,14 @@ async def update_task(
     """Partial update: only the fields given change; an explicit null on a required one is 422.
     New Discord webhook URLs are checked as on create."""
     the_id = parse_id(task_id, "Task")
-    given = data.webhook_urls or ([data.webhook_url] if data.webhook_url is not None else [])
-    if given:
+    if data.given_urls:
         current = await run_in_threadpool(service.get_task, session, the_id)
         known = frozenset(current.webhook_urls or [current.webhook_url])
         fan_out = data.webhook_urls is not None
-        await _verify_webhooks(request, given, fan_out=fan_out, known=known)
+        await verify_webhooks(request, data.given_urls, fan_out=fan_out, known=known)
     return await run_in_threadpool(
         service.update_task, session, task_id=the_id, data=data, settings=settings
     )
-
-
-async def _verify_webhooks(
-    request: Request, urls: list[str], *, fan_out: bool, known: frozenset[str] = frozenset()
-) -> None:
-    """Check the Discord webhooks among `urls` (but the `known` ones) at once; InvalidField
-    naming `webhook_url`, or the place in `webhook_urls` for a fan-out task."""
-    checked = [(index, url) for index, url in enumerate(urls) if url not in known]
-    outcomes = await asyncio.gather(
-        *(verify_discord_webhook(request, url) for _, url in checked), return_exceptions=True
-    )
-    for (index, _), outcome in zip(checked, outcomes, strict=True):
-        if isinstance(outcome, InvalidField) and fan_out:
-            raise InvalidField("webhook_urls", f"webhook_urls[{index}]: {outcome.message}")
-        if isinstance(outcome, BaseException):
-            raise outcome
 
 
 @router.post(

@@ -1,5 +1,7 @@
 """The save-time check of a Discord webhook: does it exist? (VERIFY_DISCORD_WEBHOOKS)"""
 
+import asyncio
+
 from fastapi import Request
 
 from app.delivery.discord import is_discord_webhook_url
@@ -30,3 +32,19 @@ async def verify_discord_webhook(request: Request, url: str) -> None:
             f"this Discord webhook does not exist (HTTP {outcome.http_status} when checked; "
             "set VERIFY_DISCORD_WEBHOOKS=false to skip the check)",
         )
+
+
+async def verify_webhooks(
+    request: Request, urls: list[str], *, fan_out: bool, known: frozenset[str] = frozenset()
+) -> None:
+    """Check the Discord webhooks among `urls` (but the `known` ones) at once; InvalidField
+    naming `webhook_url`, or the place in `webhook_urls` for a fan-out task."""
+    checked = [(index, url) for index, url in enumerate(urls) if url not in known]
+    outcomes = await asyncio.gather(
+        *(verify_discord_webhook(request, url) for _, url in checked), return_exceptions=True
+    )
+    for (index, _), outcome in zip(checked, outcomes, strict=True):
+        if isinstance(outcome, InvalidField) and fan_out:
+            raise InvalidField("webhook_urls", f"webhook_urls[{index}]: {outcome.message}")
+        if isinstance(outcome, BaseException):
+            raise outcome

@@ -42,6 +42,11 @@ INPUTS = (
 )
 CHECKBOXES = ("template", "auto_resume")
 RECURRING, ONCE = "schedule", "once"
+# A task's rules the form shows nothing of: saving the form leaves them as they are, and its
+# preview follows them.
+KEPT_RULES = ("start_at", "end_at", "exclude", "quiet_hours", "max_runs")
+# Two inputs take one entry per line: one line is the API's one-entry field, several its list.
+LIST_FIELDS = {"schedule": "schedules", "webhook_url": "webhook_urls"}
 # What the error summary calls each field (the errors themselves keep the API's names).
 LABELS = {
     "name": "Name",
@@ -108,15 +113,16 @@ def blank_values() -> dict[str, str]:
 
 
 def task_values(task: Task) -> dict[str, str]:
-    """The inputs of the form that edits `task`."""
+    """The inputs of the form that edits `task` (its schedules and webhooks one per line)."""
+    schedules = task.schedules or ([task.schedule] if task.schedule is not None else [])
     return {
         "name": task.name,
-        "kind": RECURRING if task.schedule is not None else ONCE,
-        "schedule": task.schedule or "",
+        "kind": RECURRING if schedules else ONCE,
+        "schedule": "\n".join(schedules),
         "run_at": _local_input(task.run_at, task.timezone),
         "timezone": task.timezone,
         "catchup": task.catchup,
-        "webhook_url": task.webhook_url,
+        "webhook_url": "\n".join(task.webhook_urls or [task.webhook_url]),
         "payload": json.dumps(task.payload, indent=2, ensure_ascii=False),
         "max_retry": str(task.max_retry),
         "template": "on" if task.template else "",
@@ -148,10 +154,11 @@ def api_fields(values: dict[str, str], *, creating: bool) -> tuple[dict[str, Any
     (a payload that is not a JSON object)."""
     fields: dict[str, Any] = {
         name: values[name].strip()
-        for name in ("name", "timezone", "catchup", "webhook_url", "discord_mode", "max_retry")
+        for name in ("name", "timezone", "catchup", "discord_mode", "max_retry")
     }
     once = values["kind"] == ONCE
-    fields["schedule"] = None if once else (values["schedule"].strip() or None)
+    fields |= _one_or_list("webhook_url", values["webhook_url"], empty="")
+    fields |= {"schedule": None} if once else _one_or_list("schedule", values["schedule"])
     fields["run_at"] = (values["run_at"].strip() or None) if once else None
     fields["delete_after_seconds"] = values["delete_after_seconds"].strip() or None
     fields["template"] = bool(values["template"])
@@ -168,14 +175,33 @@ def api_fields(values: dict[str, str], *, creating: bool) -> tuple[dict[str, Any
     return fields, errors
 
 
+def _one_or_list(name: str, text: str, *, empty: str | None = None) -> dict[str, Any]:
+    """An input of one entry per line as the API's field: `name` for one line (`empty` for
+    none), its list form (LIST_FIELDS) for several."""
+    entries = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(entries) > 1:
+        return {LIST_FIELDS[name]: entries}
+    return {name: entries[0] if entries else empty}
+
+
 def parse(model: type[M], values: dict[str, str], *, creating: bool) -> tuple[M | None, dict]:
-    """The form as `model` (TaskCreate, TaskUpdate), or the errors by API field name."""
+    """The form as `model` (TaskCreate, TaskUpdate), or the errors by the name of the input
+    (the API's field name; a list form's errors go to its input)."""
     fields, errors = api_fields(values, creating=creating)
     try:
         data = model.model_validate({k: v for k, v in fields.items() if k not in errors})
     except ValidationError as exc:
-        return None, field_errors(exc) | errors
+        return None, by_input(field_errors(exc)) | errors
     return (None, errors) if errors else (data, {})
+
+
+def by_input(errors: dict[str, str]) -> dict[str, str]:
+    """Errors keyed by the input that holds the field (`schedules` → `schedule`)."""
+    inputs = {listed: name for name, listed in LIST_FIELDS.items()}
+    found: dict[str, str] = {}
+    for name, message in errors.items():
+        found.setdefault(inputs.get(name, name), message)
+    return found
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
@@ -187,14 +213,23 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     return found
 
 
-def preview(data: Any, *, now: datetime, anchor: datetime | None = None) -> Preview:
-    """The next runs of a validated form (TaskCreate) and, for a template, its payload."""
+def preview(data: Any, *, now: datetime, task: Task | None = None) -> Preview:
+    """The next runs of a validated form (TaskCreate) and, for a template, its payload. For an
+    existing `task`, the runs also follow the rules the form leaves as they are (start and end,
+    excluded dates, quiet hours, the run limit)."""
     try:
         tz = parse_timezone(data.timezone)
         run_at = localize_run_at(data.run_at, tz) if data.run_at is not None else None
     except (ScheduleError, OverflowError) as exc:
         return Preview(error=str(exc))
-    timing = Timing(data.schedule, run_at, data.timezone, anchor or now)
+    timing = Timing(
+        data.schedule,
+        run_at,
+        data.timezone,
+        task.created_at if task is not None else now,
+        schedules=data.schedules,
+        **kept_rules(task),
+    )
     runs = [fire.at for fire in upcoming_runs(timing, after=now, count=PREVIEW_RUNS)]
     if data.schedule is None and run_at is not None and not runs:
         runs = [now]  # a one-time task whose time has passed runs at once
@@ -207,6 +242,13 @@ def preview(data: Any, *, now: datetime, anchor: datetime | None = None) -> Prev
         except TemplateError as exc:
             result.error = str(exc)
     return result
+
+
+def kept_rules(task: Task | None) -> dict[str, Any]:
+    """What the form does not edit but a saved task's runs still follow (none for a new one)."""
+    if task is None:
+        return {}
+    return {name: getattr(task, name) for name in KEPT_RULES} | {"runs": task.runs or 0}
 
 
 @cache

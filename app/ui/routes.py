@@ -6,14 +6,14 @@ the task pages, logs:read for the logs, tasks:write for every change.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from app.api.ids import parse_id
-from app.api.webhooks import verify_discord_webhook
+from app.api.webhooks import verify_webhooks
 from app.domain import Scope
 from app.errors import Conflict, InvalidField, NotFound
 from app.models import Task, utc_now
@@ -141,8 +141,9 @@ async def create_task(request: Request, posted: PostedDep) -> Response:
     task = None
     if data is not None:
         settings = request.app.state.settings
+        checked = verify_webhooks(request, data.urls, fan_out=data.fan_out)
         task, errors = await _save(
-            request, data.webhook_url, service.create_task, data=data, settings=settings
+            request, checked, service.create_task, data=data, settings=settings
         )
     if task is None:
         return _form_page(request, posted.visitor, values, task=None, errors=errors)
@@ -184,10 +185,12 @@ async def edit_task(request: Request, task_id: str, posted: PostedDep) -> Respon
         return _preview_page(request, posted.visitor, values, task=task)
     data, errors = forms.parse(TaskUpdate, values, creating=False)
     if data is not None:
-        changed_url = data.webhook_url if data.webhook_url != task.webhook_url else None
+        known = frozenset(task.webhook_urls or [task.webhook_url])
+        fan_out = data.webhook_urls is not None
+        checked = verify_webhooks(request, data.given_urls, fan_out=fan_out, known=known)
         settings = request.app.state.settings
         _, errors = await _save(
-            request, changed_url, service.update_task, task_id=task.id, data=data, settings=settings
+            request, checked, service.update_task, task_id=task.id, data=data, settings=settings
         )
     if errors:
         return _form_page(request, posted.visitor, values, task=task, errors=errors)
@@ -265,16 +268,15 @@ async def _act(
 
 
 async def _save(
-    request: Request, url: str | None, work: Callable[..., Task], **kw: Any
+    request: Request, checked: Awaitable[None], work: Callable[..., Task], **kw: Any
 ) -> tuple[Task | None, dict[str, str]]:
-    """Check a new Discord webhook as the API does, then run `work`; the saved task, or the
-    errors by field (the API's 422)."""
+    """Await the check of the new Discord webhooks (`verify_webhooks`, as the API does), then
+    run `work`; the saved task, or the errors by input (the API's 422)."""
     try:
-        if url is not None:
-            await verify_discord_webhook(request, url)
+        await checked
         return await views.in_transaction(request, work, **kw), {}
     except InvalidField as exc:
-        return None, {exc.field: exc.message}
+        return None, forms.by_input({exc.field: exc.message})
 
 
 def _form_page(
@@ -305,6 +307,5 @@ def _preview_page(
 ) -> Response:
     """The form again with its next runs and rendered payload (nothing is saved)."""
     data, errors = forms.parse(TaskCreate, values, creating=True)
-    anchor = task.created_at if task is not None else None
-    preview = forms.preview(data, now=utc_now(), anchor=anchor) if data is not None else None
+    preview = forms.preview(data, now=utc_now(), task=task) if data is not None else None
     return _form_page(request, visitor, values, task=task, errors=errors, preview=preview)

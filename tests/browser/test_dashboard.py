@@ -1,7 +1,8 @@
 """The dashboard in a real Chromium, against the service running as its own process with its
 scheduler and a Discord-like receiver: sign in, create a task through the form (a field error
 first), watch its first delivery arrive on the task page, pause it, filter the logs, sign out;
-CSRF refusals; a read-only key; a phone-sized screen and the keyboard."""
+a task sending to two webhooks typed one per line; CSRF refusals; a read-only key; a
+phone-sized screen and the keyboard."""
 
 import re
 from collections.abc import Iterator
@@ -146,6 +147,43 @@ def test_sign_in_create_watch_pause_filter_sign_out(
     assert page.get_by_role("status").inner_text() == "You are signed out."
     page.goto(f"{base}/ui/tasks")
     assert page.url.startswith(f"{base}/ui/login")
+
+
+def test_several_webhooks_typed_one_per_line_each_get_every_run(
+    page, service: ServiceProcess, receiver: WebhookReceiver, api: httpx.Client
+):
+    base = service.base_url
+    sign_in(page, base)
+    page.goto(f"{base}/ui/tasks/new")
+    page.get_by_label("Name").fill("Two channels")
+    page.get_by_label("Schedule (when it repeats)").fill("@every 2s")
+    # Enter in the field starts the next line; it does not send the form.
+    urls = page.get_by_label("Webhook URL")
+    urls.click()
+    page.keyboard.type(receiver.url("8", WEBHOOK_TOKEN))
+    page.keyboard.press("Enter")
+    page.keyboard.type(receiver.url("9", WEBHOOK_TOKEN))
+    assert api.get("/tasks").json()["total"] == 0
+    page.get_by_label("Payload (JSON)").fill('{"content": "Both of you"}')
+    page.get_by_role("button", name="Create task").click()
+    page.wait_for_url(re.compile(r".*/ui/tasks/[0-9a-f-]{36}\?done=created$"))
+    task_id = page.url.split("/")[-1].split("?")[0]
+    task = api.get(f"/tasks/{task_id}").json()
+    assert task["webhook_urls"] == [
+        receiver.url("8", WEBHOOK_TOKEN),
+        receiver.url("9", WEBHOOK_TOKEN),
+    ]
+    wait_until(
+        lambda: receiver.posts("8") and receiver.posts("9"),
+        timeout=20,
+        interval=0.2,
+        what="the first run at both webhooks",
+    )
+    assert receiver.posts("8")[0].key != receiver.posts("9")[0].key  # each its own delivery
+    # The edit form shows both, one per line.
+    page.goto(f"{base}/ui/tasks/{task_id}/edit")
+    shown = page.get_by_label("Webhook URL").input_value().split("\n")
+    assert shown == task["webhook_urls"]
 
 
 def test_forms_without_the_csrf_token_change_nothing(

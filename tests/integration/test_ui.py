@@ -266,6 +266,101 @@ def test_edit_saves_and_shows_errors(client: TestClient):
     assert after["status"] == "active"
 
 
+def textarea_value(html: str, name: str) -> str:
+    found = re.search(rf'<textarea id="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
+    assert found, f"no textarea {name} on the page"
+    return found.group(1)
+
+
+FAN_OUT = ["https://hooks.example.com/a", "https://hooks.example.com/b"]
+TWICE = ["0 9 * * MON-FRI", "30 17 * * FRI"]
+
+
+def test_a_fan_out_task_with_several_schedules_is_edited_without_losing_any(client: TestClient):
+    csrf = sign_in(client)
+    task = api_task(client, schedule=None, schedules=TWICE, webhook_url=None, webhook_urls=FAN_OUT)
+    page = client.get(f"/ui/tasks/{task['id']}/edit")
+    # Each schedule and each webhook on a line of its own; the task repeats.
+    assert textarea_value(page.text, "schedule") == "\n".join(TWICE)
+    assert textarea_value(page.text, "webhook_url") == "\n".join(FAN_OUT)
+    assert 'value="schedule" checked' in page.text
+    form = FORM | {"schedule": "\n".join(TWICE), "webhook_url": "\n".join(FAN_OUT)}
+    saved = client.post(
+        f"/ui/tasks/{task['id']}/edit",
+        data=form | {"name": "Renamed", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    after = client.get(f"/tasks/{task['id']}").json()
+    assert after["name"] == "Renamed"
+    assert after["schedules"] == TWICE and after["schedule"] is None
+    assert after["webhook_urls"] == FAN_OUT and [t["index"] for t in after["targets"]] == [0, 1]
+
+
+def test_one_line_left_makes_the_one_entry_forms(client: TestClient):
+    csrf = sign_in(client)
+    task = api_task(client, schedule=None, schedules=TWICE, webhook_url=None, webhook_urls=FAN_OUT)
+    form = FORM | {"schedule": f"\n  {TWICE[1]}  \n\n", "webhook_url": f"{FAN_OUT[1]}\n"}
+    saved = client.post(
+        f"/ui/tasks/{task['id']}/edit", data=form | {"csrf_token": csrf}, follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text
+    after = client.get(f"/tasks/{task['id']}").json()
+    assert after["schedule"] == TWICE[1] and after["schedules"] is None
+    assert after["webhook_url"] == FAN_OUT[1] and after["webhook_urls"] == [FAN_OUT[1]]
+
+
+def test_a_new_task_from_lines_fans_out_and_a_bad_line_is_named_on_its_input(
+    client: TestClient,
+):
+    csrf = sign_in(client)
+    lines = {"schedule": "\n".join(TWICE), "webhook_url": "\n".join(FAN_OUT)}
+    created = client.post(
+        "/ui/tasks/new", data=FORM | lines | {"csrf_token": csrf}, follow_redirects=False
+    )
+    assert created.status_code == 303, created.text
+    (task,) = client.get("/tasks").json()["tasks"]
+    assert task["schedules"] == TWICE and task["webhook_urls"] == FAN_OUT
+    for name, bad in (
+        ("schedule", f"{TWICE[0]}\nnot a cron"),
+        ("webhook_url", f"{FAN_OUT[0]}\nftp://x"),
+    ):
+        wrong = client.post("/ui/tasks/new", data=FORM | lines | {name: bad, "csrf_token": csrf})
+        assert wrong.status_code == 422
+        assert "field-error" in field_block(wrong.text, name), name
+        # What was typed stays in the form, every line of it.
+        assert textarea_value(wrong.text, name) == bad
+    assert client.get("/tasks").json()["total"] == 1
+
+
+def test_the_preview_of_several_schedules_shows_the_runs_of_each(client: TestClient):
+    csrf = sign_in(client)
+    lines = {"schedule": "0 9 * * *\n0 21 * * *", "timezone": "UTC", "action": "preview"}
+    response = client.post("/ui/tasks/new", data=FORM | lines | {"csrf_token": csrf})
+    assert response.status_code == 200
+    times = re.findall(r'<time datetime="[^"]*T(\d\d:\d\d)', response.text)
+    assert len(times) == 5 and set(times) == {"09:00", "21:00"}
+
+
+def test_the_edit_preview_follows_the_rules_the_form_keeps(client: TestClient):
+    csrf = sign_in(client)
+    now = datetime.now(UTC)
+    first = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    first += timedelta(days=1) if first <= now + timedelta(minutes=1) else timedelta(0)
+    task = api_task(
+        client, schedule="0 9 * * *", timezone="UTC", exclude=[first.date().isoformat()]
+    )
+    form = FORM | {"schedule": "0 9 * * *", "timezone": "UTC", "action": "preview"}
+    response = client.post(f"/ui/tasks/{task['id']}/edit", data=form | {"csrf_token": csrf})
+    assert response.status_code == 200
+    runs = re.findall(r'<time datetime="(\d{4}-\d\d-\d\d)T', response.text)
+    # The excluded day is skipped, as the task's own next runs skip it.
+    assert runs[0] == (first + timedelta(days=1)).date().isoformat()
+    assert first.date().isoformat() not in runs
+    next_runs = client.get(f"/tasks/{task['id']}/next-runs", params={"count": 5}).json()
+    assert [run["utc"][:10] for run in next_runs["next_runs"]] == runs
+
+
 def test_pause_resume_and_delete_with_confirmation(client: TestClient):
     csrf = sign_in(client)
     task = api_task(client)

@@ -3,6 +3,7 @@
 previews (the next runs, the rendered payload of a template)."""
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,12 +40,20 @@ INPUTS = (
     "status",
     "discord_mode",
     "delete_after_seconds",
+    "start_at",
+    "end_at",
+    "max_runs",
+    "exclude",
+    "quiet_from",
+    "quiet_to",
+    "quiet_mode",
+    "tags",
 )
 CHECKBOXES = ("template", "auto_resume")
 RECURRING, ONCE = "schedule", "once"
-# A task's rules the form shows nothing of: saving the form leaves them as they are, and its
-# preview follows them.
-KEPT_RULES = ("start_at", "end_at", "exclude", "quiet_hours", "max_runs")
+# What only a repeating task has: a one-time task's form sends them all as null (none).
+RECURRING_RULES = ("start_at", "end_at", "max_runs", "exclude", "quiet_hours")
+QUIET_MODES = ("skip", "silent", "defer")
 # Two inputs take one entry per line: one line is the API's one-entry field, several its list.
 LIST_FIELDS = {"schedule": "schedules", "webhook_url": "webhook_urls"}
 # What the error summary calls each field (the errors themselves keep the API's names).
@@ -61,6 +70,12 @@ LABELS = {
     "status": "Start",
     "discord_mode": "Discord: each run",
     "delete_after_seconds": "Discord: delete after",
+    "start_at": "No run before",
+    "end_at": "No run after",
+    "max_runs": "Run limit",
+    "exclude": "Dates with no run",
+    "quiet_hours": "Quiet hours",
+    "tags": "Tags",
 }
 PREVIEW_RUNS = 5
 DEFAULT_VALUES = {
@@ -78,6 +93,14 @@ DEFAULT_VALUES = {
     "status": "active",
     "discord_mode": "post",
     "delete_after_seconds": "",
+    "start_at": "",
+    "end_at": "",
+    "max_runs": "",
+    "exclude": "",
+    "quiet_from": "",
+    "quiet_to": "",
+    "quiet_mode": "skip",
+    "tags": "",
 }
 
 
@@ -115,6 +138,7 @@ def blank_values() -> dict[str, str]:
 def task_values(task: Task) -> dict[str, str]:
     """The inputs of the form that edits `task` (its schedules and webhooks one per line)."""
     schedules = task.schedules or ([task.schedule] if task.schedule is not None else [])
+    quiet = task.quiet_hours or {}
     return {
         "name": task.name,
         "kind": RECURRING if schedules else ONCE,
@@ -130,6 +154,14 @@ def task_values(task: Task) -> dict[str, str]:
         "status": task.status,
         "discord_mode": task.discord_mode,
         "delete_after_seconds": str(task.delete_after_seconds or ""),
+        "start_at": _local_input(task.start_at, task.timezone),
+        "end_at": _local_input(task.end_at, task.timezone),
+        "max_runs": str(task.max_runs or ""),
+        "exclude": ", ".join(task.exclude or []),
+        "quiet_from": quiet.get("from", ""),
+        "quiet_to": quiet.get("to", ""),
+        "quiet_mode": quiet.get("mode", "skip"),
+        "tags": ", ".join(task.tags or []),
     }
 
 
@@ -160,6 +192,8 @@ def api_fields(values: dict[str, str], *, creating: bool) -> tuple[dict[str, Any
     fields |= _one_or_list("webhook_url", values["webhook_url"], empty="")
     fields |= {"schedule": None} if once else _one_or_list("schedule", values["schedule"])
     fields["run_at"] = (values["run_at"].strip() or None) if once else None
+    fields |= dict.fromkeys(RECURRING_RULES) if once else _rules(values)
+    fields["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()] or None
     fields["delete_after_seconds"] = values["delete_after_seconds"].strip() or None
     fields["template"] = bool(values["template"])
     fields["auto_resume"] = bool(values["auto_resume"])
@@ -173,6 +207,19 @@ def api_fields(values: dict[str, str], *, creating: bool) -> tuple[dict[str, Any
     if not errors and not isinstance(fields["payload"], dict):
         errors["payload"] = 'must be a JSON object, like {"content": "Hello"}'
     return fields, errors
+
+
+def _rules(values: dict[str, str]) -> dict[str, Any]:
+    """A repeating task's limits, excluded dates and quiet hours; empty inputs are null (none,
+    and on an edit: cleared)."""
+    quiet = {"from": values["quiet_from"].strip(), "to": values["quiet_to"].strip()}
+    return {
+        "start_at": values["start_at"].strip() or None,
+        "end_at": values["end_at"].strip() or None,
+        "max_runs": values["max_runs"].strip() or None,
+        "exclude": re.findall(r"[^\s,]+", values["exclude"]) or None,
+        "quiet_hours": quiet | {"mode": values["quiet_mode"]} if any(quiet.values()) else None,
+    }
 
 
 def _one_or_list(name: str, text: str, *, empty: str | None = None) -> dict[str, Any]:
@@ -214,9 +261,8 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def preview(data: Any, *, now: datetime, task: Task | None = None) -> Preview:
-    """The next runs of a validated form (TaskCreate) and, for a template, its payload. For an
-    existing `task`, the runs also follow the rules the form leaves as they are (start and end,
-    excluded dates, quiet hours, the run limit)."""
+    """The next runs of a validated form (TaskCreate), within its limits, exclusions and quiet
+    hours (and, for a saved `task`, the runs it has made), and, for a template, its payload."""
     try:
         tz = parse_timezone(data.timezone)
         run_at = localize_run_at(data.run_at, tz) if data.run_at is not None else None
@@ -228,9 +274,13 @@ def preview(data: Any, *, now: datetime, task: Task | None = None) -> Preview:
         data.timezone,
         task.created_at if task is not None else now,
         schedules=data.schedules,
-        **kept_rules(task),
+        runs=(task.runs or 0) if task is not None else 0,
+        **{name: getattr(data, name) for name in RECURRING_RULES},
     )
-    runs = [fire.at for fire in upcoming_runs(timing, after=now, count=PREVIEW_RUNS)]
+    try:
+        runs = [fire.at for fire in upcoming_runs(timing, after=now, count=PREVIEW_RUNS)]
+    except ScheduleError as exc:  # the dates, the window: checked with the schedule on saving
+        return Preview(error=str(exc))
     if data.schedule is None and run_at is not None and not runs:
         runs = [now]  # a one-time task whose time has passed runs at once
     result = Preview(runs=runs)
@@ -242,13 +292,6 @@ def preview(data: Any, *, now: datetime, task: Task | None = None) -> Preview:
         except TemplateError as exc:
             result.error = str(exc)
     return result
-
-
-def kept_rules(task: Task | None) -> dict[str, Any]:
-    """What the form does not edit but a saved task's runs still follow (none for a new one)."""
-    if task is None:
-        return {}
-    return {name: getattr(task, name) for name in KEPT_RULES} | {"runs": task.runs or 0}
 
 
 @cache

@@ -342,21 +342,108 @@ def test_the_preview_of_several_schedules_shows_the_runs_of_each(client: TestCli
     assert len(times) == 5 and set(times) == {"09:00", "21:00"}
 
 
-def test_the_edit_preview_follows_the_rules_the_form_keeps(client: TestClient):
+def input_value(html: str, name: str) -> str:
+    found = re.search(rf'<input id="{name}"[^>]*value="([^"]*)"', html)
+    assert found, f"no input {name} on the page"
+    return found.group(1)
+
+
+RULES = {
+    "start_at": "2030-01-01T08:00",
+    "end_at": "2031-06-30T20:00",
+    "max_runs": "40",
+    "exclude": "2030-12-24, --12-25",
+    "quiet_from": "22:00",
+    "quiet_to": "07:00",
+    "quiet_mode": "defer",
+    "tags": "team, weekly",
+}
+
+
+def test_limits_exclusions_quiet_hours_and_tags_are_set_shown_and_cleared(client: TestClient):
+    csrf = sign_in(client)
+    form = FORM | {"timezone": "Europe/Paris"} | RULES
+    created = client.post("/ui/tasks/new", data=form | {"csrf_token": csrf}, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    (task,) = client.get("/tasks").json()["tasks"]
+    assert task["start_at"] == "2030-01-01T07:00:00Z"  # 08:00 in Paris
+    assert task["end_at"] == "2031-06-30T18:00:00Z"
+    assert task["max_runs"] == 40 and task["exclude"] == ["2030-12-24", "--12-25"]
+    assert task["quiet_hours"] == {"from": "22:00", "to": "07:00", "mode": "defer"}
+    assert task["tags"] == ["team", "weekly"]
+    page = client.get(f"/ui/tasks/{task['id']}/edit").text
+    for name in ("start_at", "end_at", "max_runs", "exclude", "tags"):
+        assert input_value(page, name) == RULES[name], name
+    assert input_value(page, "quiet_hours") == "22:00" and input_value(page, "quiet_to") == "07:00"
+    assert '<option value="defer" selected>' in page
+    # Emptied inputs clear what they held.
+    empty = dict.fromkeys(RULES, "") | {"quiet_mode": "skip"}
+    saved = client.post(
+        f"/ui/tasks/{task['id']}/edit",
+        data=form | empty | {"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    after = client.get(f"/tasks/{task['id']}").json()
+    assert [after[name] for name in ("start_at", "end_at", "max_runs", "exclude")] == [None] * 4
+    assert after["quiet_hours"] is None and after["tags"] == []
+
+
+def test_a_repeating_task_with_rules_can_become_a_one_time_task(client: TestClient):
+    csrf = sign_in(client)
+    task = api_task(client, exclude=["--12-25"], max_runs=3, tags=["kept"])
+    once = FORM | RULES | {"kind": "once", "run_at": "2030-01-15T10:00", "tags": "kept"}
+    saved = client.post(
+        f"/ui/tasks/{task['id']}/edit", data=once | {"csrf_token": csrf}, follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text
+    after = client.get(f"/tasks/{task['id']}").json()
+    assert after["run_at"] and after["schedule"] is None
+    assert after["exclude"] is None and after["max_runs"] is None and after["tags"] == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"exclude": "2030-02-30"}, "exclude"),
+        ({"exclude": "next christmas"}, "exclude"),
+        ({"quiet_from": "22:00", "quiet_to": ""}, "quiet_hours"),
+        ({"quiet_from": "25:00", "quiet_to": "07:00"}, "quiet_hours"),
+        ({"max_runs": "0"}, "max_runs"),
+        ({"start_at": "2031-01-01T00:00", "end_at": "2030-01-01T00:00"}, "end_at"),
+        ({"tags": ", ".join(f"t{n}" for n in range(11))}, "tags"),
+    ],
+)
+def test_a_wrong_rule_is_named_on_its_input_and_the_preview_says_so(
+    client: TestClient, changes: dict, field: str
+):
+    csrf = sign_in(client)
+    form = FORM | changes | {"csrf_token": csrf}
+    wrong = client.post("/ui/tasks/new", data=form)
+    assert wrong.status_code == 422, wrong.text
+    assert "field-error" in field_block(wrong.text, field)
+    assert client.get("/tasks").json()["total"] == 0
+    # The preview of the same form answers, with the error or without runs; never a 500.
+    previewed = client.post("/ui/tasks/new", data=form | {"action": "preview"})
+    assert previewed.status_code in (200, 422)
+
+
+def test_the_preview_follows_the_dates_with_no_run(client: TestClient):
     csrf = sign_in(client)
     now = datetime.now(UTC)
     first = now.replace(hour=9, minute=0, second=0, microsecond=0)
     first += timedelta(days=1) if first <= now + timedelta(minutes=1) else timedelta(0)
-    task = api_task(
-        client, schedule="0 9 * * *", timezone="UTC", exclude=[first.date().isoformat()]
+    excluded = first.date().isoformat()
+    task = api_task(client, schedule="0 9 * * *", timezone="UTC", exclude=[excluded])
+    page = client.get(f"/ui/tasks/{task['id']}/edit").text
+    assert input_value(page, "exclude") == excluded
+    form = FORM | {"schedule": "0 9 * * *", "timezone": "UTC", "exclude": excluded}
+    response = client.post(
+        f"/ui/tasks/{task['id']}/edit", data=form | {"action": "preview", "csrf_token": csrf}
     )
-    form = FORM | {"schedule": "0 9 * * *", "timezone": "UTC", "action": "preview"}
-    response = client.post(f"/ui/tasks/{task['id']}/edit", data=form | {"csrf_token": csrf})
     assert response.status_code == 200
     runs = re.findall(r'<time datetime="(\d{4}-\d\d-\d\d)T', response.text)
-    # The excluded day is skipped, as the task's own next runs skip it.
-    assert runs[0] == (first + timedelta(days=1)).date().isoformat()
-    assert first.date().isoformat() not in runs
+    assert runs[0] == (first + timedelta(days=1)).date().isoformat() and excluded not in runs
     next_runs = client.get(f"/tasks/{task['id']}/next-runs", params={"count": 5}).json()
     assert [run["utc"][:10] for run in next_runs["next_runs"]] == runs
 

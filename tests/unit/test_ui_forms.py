@@ -158,3 +158,34 @@ def test_after_sign_in_the_browser_stays_in_the_dashboard(given, goes):
 def test_query_strings_keep_only_given_values():
     assert query_string(search="a b", status="", cursor=None) == "?search=a+b"
     assert query_string() == ""
+
+
+def test_rules_are_read_from_their_inputs_and_empty_ones_are_none():
+    filled = values(
+        exclude=" 2030-12-24,--12-25\n 2031-01-01 ",
+        quiet_from="22:00",
+        quiet_to="07:00",
+        quiet_mode="silent",
+        max_runs="5",
+        tags=" team , ,weekly ",
+    )
+    fields, errors = forms.api_fields(filled, creating=True)
+    assert errors == {}
+    assert fields["exclude"] == ["2030-12-24", "--12-25", "2031-01-01"]
+    assert fields["quiet_hours"] == {"from": "22:00", "to": "07:00", "mode": "silent"}
+    assert fields["max_runs"] == "5" and fields["tags"] == ["team", "weekly"]
+    # A mode alone is no window; nothing typed is none (null clears it on an edit).
+    blank, _ = forms.api_fields(values(quiet_mode="defer"), creating=False)
+    assert [blank[name] for name in forms.RECURRING_RULES] == [None] * 5
+    assert blank["tags"] is None
+
+
+def test_a_one_time_form_sends_none_of_the_repeating_rules():
+    data, errors = forms.parse(
+        TaskUpdate,
+        values(kind="once", run_at="2027-01-15T10:00", exclude="--12-25", max_runs="3"),
+        creating=False,
+    )
+    assert errors == {}
+    sent = data.model_dump(exclude_unset=True)
+    assert all(sent[name] is None for name in forms.RECURRING_RULES)

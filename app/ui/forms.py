@@ -21,6 +21,7 @@ from app.scheduling.schedules import ScheduleError, localize_run_at, parse_timez
 from app.services.task_logs import LogFilters
 from app.services.tasks import sample_context
 from app.templates import TemplateError, render_payload
+from app.ui.words import task_schedules
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,7 +54,6 @@ CHECKBOXES = ("template", "auto_resume")
 RECURRING, ONCE = "schedule", "once"
 # What only a repeating task has: a one-time task's form sends them all as null (none).
 RECURRING_RULES = ("start_at", "end_at", "max_runs", "exclude", "quiet_hours")
-QUIET_MODES = ("skip", "silent", "defer")
 # Two inputs take one entry per line: one line is the API's one-entry field, several its list.
 LIST_FIELDS = {"schedule": "schedules", "webhook_url": "webhook_urls"}
 # What the error summary calls each field (the errors themselves keep the API's names).
@@ -137,7 +137,7 @@ def blank_values() -> dict[str, str]:
 
 def task_values(task: Task) -> dict[str, str]:
     """The inputs of the form that edits `task` (its schedules and webhooks one per line)."""
-    schedules = task.schedules or ([task.schedule] if task.schedule is not None else [])
+    schedules = task_schedules(task)
     quiet = task.quiet_hours or {}
     return {
         "name": task.name,

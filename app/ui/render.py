@@ -55,7 +55,7 @@ def _environment() -> Environment:
         iso=lambda at: at.isoformat() if at else "",
         input_time=input_time,
     )
-    env.globals.update(static=static_url, query=query_string)
+    env.globals.update(static=static_url, query=query_string, quiet_words=words.QUIET_WORDS)
     return env
 
 
@@ -70,8 +70,11 @@ def _relative(at: datetime | None, now: datetime | None = None) -> str:
 
 
 def _schedule_words(task: Any) -> str:
-    """Filter `schedule_words`: a task's timing as a sentence."""
-    return words.schedule_in_words(task.schedule, run_at=task.run_at, timezone=task.timezone)
+    """Filter `schedule_words`: a task's timing (its schedule, each of several, or its one
+    run) as a sentence."""
+    return words.timing_in_words(
+        words.task_schedules(task), run_at=task.run_at, timezone=task.timezone
+    )
 
 
 def input_time(at: datetime | None) -> str:

@@ -15,10 +15,12 @@ from app.db import transaction
 from app.domain import LogStatus, TaskStatus
 from app.errors import InvalidField, NotFound
 from app.models import TaskLog
+from app.schemas import task_targets
 from app.services import tasks as task_service
 from app.services.pages import decode_cursor, next_cursor
 from app.services.task_logs import LogFilters, list_logs
 from app.ui.auth import Visitor
+from app.ui.words import task_schedules
 
 T = TypeVar("T")
 
@@ -134,6 +136,7 @@ def task_detail(
     task, fires = task_service.next_runs(session, task_id=task_id, count=UPCOMING_SHOWN)
     upcoming = [(fire.at, fire.kind.value) for fire in fires]
     view: dict[str, Any] = {"task": task, "upcoming": upcoming, "attempts": None}
+    view |= {"schedules": task_schedules(task), "targets": task_targets(task)}
     view["preview"], view["preview_error"] = None, None
     if visitor.can_read_logs:
         logs, total, estimate = list_logs(

@@ -9,6 +9,7 @@ timezone: a plain, correct answer beats a clever, wrong one.
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.scheduling.schedules import IntervalSchedule, ScheduleError, parse_schedule
@@ -37,6 +38,12 @@ MAX_LISTED_DATES = 4
 _INTERVAL_UNITS = ((86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second"))
 _ITEM = re.compile(r"^(\*|\w+)(?:-(\w+))?(?:/(\d+))?$")
 RESUME_NOTE = "; trying again at "
+# What quiet hours do to a run inside them, by mode.
+QUIET_WORDS = {
+    "skip": "is skipped",
+    "defer": "waits for their end",
+    "silent": "is sent without a notification (Discord)",
+}
 _DISCORD_MESSAGE = re.compile(r"Discord message (\d{5,25})")
 
 
@@ -46,6 +53,21 @@ class _Days:
 
     every: str
     on: str
+
+
+def task_schedules(task: Any) -> list[str]:
+    """A task's schedules: its several, its one, or none (a one-time task)."""
+    return list(task.schedules or ([task.schedule] if task.schedule is not None else []))
+
+
+def timing_in_words(schedules: list[str], *, run_at: datetime | None, timezone: str) -> str:
+    """A task's timing as a sentence: each of its schedules (joined with "; "), or its one
+    run."""
+    if not schedules:
+        return schedule_in_words(None, run_at=run_at, timezone=timezone)
+    return "; ".join(
+        schedule_in_words(schedule, run_at=None, timezone=timezone) for schedule in schedules
+    )
 
 
 def schedule_in_words(schedule: str | None, *, run_at: datetime | None, timezone: str) -> str:

@@ -2,6 +2,7 @@
 refusals, the scopes of API keys, field errors next to their fields, filters and pages."""
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 
@@ -446,6 +447,46 @@ def test_the_preview_follows_the_dates_with_no_run(client: TestClient):
     assert runs[0] == (first + timedelta(days=1)).date().isoformat() and excluded not in runs
     next_runs = client.get(f"/tasks/{task['id']}/next-runs", params={"count": 5}).json()
     assert [run["utc"][:10] for run in next_runs["next_runs"]] == runs
+
+
+def test_the_task_page_shows_every_schedule_webhook_and_rule(client: TestClient, db):
+    sign_in(client)
+    hooks = [DISCORD_URL, "https://discord.com/api/webhooks/987654321/other-secret-token-value"]
+    task = api_task(
+        client,
+        schedule=None,
+        schedules=["0 9 * * MON-FRI", "30 17 * * FRI"],
+        timezone="Europe/Paris",
+        webhook_url=None,
+        webhook_urls=hooks,
+        max_runs=12,
+        exclude=["--12-25"],
+        quiet_hours={"from": "22:00", "to": "07:00", "mode": "defer"},
+        tags=["ops"],
+    )
+    # The second webhook switched off by its failures, as the scheduler records it.
+    with db() as session, session.begin():
+        row = session.get(Task, uuid.UUID(task["id"]))
+        off = {"status": "inactive", "status_reason": "deactivated after 4 failed attempts: x"}
+        row.targets = [row.targets[0], row.targets[1] | off]
+    page = client.get(f"/ui/tasks/{task['id']}").text
+    assert "every weekday at 09:00" in page and "every Friday at 17:30" in page
+    assert "<code>0 9 * * MON-FRI</code>" in page and "<code>30 17 * * FRI</code>" in page
+    assert page.count('<li class="url">') == 2 and page.count("badge off") == 1
+    assert "deactivated after 4 failed attempts" in page
+    assert "12 runs (0 so far)" in page and "<code>--12-25</code>" in page
+    assert "22:00 to 07:00: a run inside them waits for their end" in page and ">ops<" in page
+    listing = client.get("/ui/tasks").text
+    assert "every weekday at 09:00" in listing and "no schedule" not in listing
+    # A key without tasks:write sees no webhook's secret part.
+    key = new_key(client, "tasks:read")
+    client.headers.pop("Authorization")
+    client.cookies.clear()
+    sign_in(client, key)
+    hidden = client.get(f"/ui/tasks/{task['id']}").text
+    assert SECRET not in hidden and "other-secret-token-value" not in hidden
+    assert "/api/webhooks/987654321/***" in hidden
+    client.headers["Authorization"] = f"Bearer {TEST_TOKEN}"
 
 
 def test_pause_resume_and_delete_with_confirmation(client: TestClient):

@@ -12,6 +12,7 @@ from app.ui.words import (
     reason_in_words,
     relative_time,
     schedule_in_words,
+    timing_in_words,
 )
 
 PARIS = "Europe/Paris"
@@ -81,6 +82,13 @@ def test_a_one_time_task_reads_in_its_timezone():
     at = datetime(2027, 1, 15, 15, 0, tzinfo=UTC)
     words = schedule_in_words(None, run_at=at, timezone="America/New_York")
     assert words == "once, on Fri 15 Jan 2027 10:00 America/New_York"
+
+
+def test_several_schedules_read_one_after_another():
+    words = timing_in_words(["0 9 * * MON-FRI", "@daily"], run_at=None, timezone=PARIS)
+    first = schedule_in_words("0 9 * * MON-FRI", run_at=None, timezone=PARIS)
+    assert words == first + "; " + schedule_in_words("@daily", run_at=None, timezone=PARIS)
+    assert timing_in_words([], run_at=None, timezone=PARIS) == "no schedule"
 
 
 def test_a_schedule_the_parser_refuses_is_shown_as_written():

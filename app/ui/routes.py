@@ -111,15 +111,17 @@ async def task_list(
     visitor: VisitorDep,
     search: str = "",
     status: str = "",
+    tag: str = "",
     cursor: str = "",
     done: str = "",
 ) -> Response:
-    """Tasks, newest first: search by name, filter by status, next page by cursor."""
+    """Tasks, newest first: search by name, filter by status or tag, next page by cursor."""
     visitor.need(Scope.TASKS_READ)
     view = await views.in_transaction(
-        request, views.task_list, search=search, status=status, cursor=cursor
+        request, views.task_list, search=search, status=status, tag=tag, cursor=cursor
     )
-    context = {"visitor": visitor, "section": "tasks", "search": search, "status": status}
+    filters = {"search": search, "status": status, "tag": tag}
+    context = {"visitor": visitor, "section": "tasks"} | filters
     return render(request, "tasks.html", view | context | {"flash": DONE.get(done)})
 
 

@@ -15,10 +15,11 @@ from app.db import transaction
 from app.domain import LogStatus, TaskStatus
 from app.errors import InvalidField, NotFound
 from app.models import TaskLog
-from app.schemas import task_targets
+from app.schemas import MAX_TAG_LENGTH, task_targets
 from app.services import tasks as task_service
 from app.services.pages import decode_cursor, next_cursor
 from app.services.task_logs import LogFilters, list_logs
+from app.text import is_storable
 from app.ui.auth import Visitor
 from app.ui.words import task_schedules
 
@@ -105,8 +106,13 @@ def _log_count(session: Session, filters: LogFilters) -> Count:
     return Count(total, estimate)
 
 
-def task_list(session: Session, *, search: str, status: str, cursor: str) -> dict[str, Any]:
-    """A page of tasks (GET /tasks' search, status and cursor), newest first."""
+def task_list(
+    session: Session, *, search: str, status: str, tag: str, cursor: str
+) -> dict[str, Any]:
+    """A page of tasks (GET /tasks' search, status, tag and cursor), newest first. A search or
+    tag holding what no task can (NUL, a lone surrogate) matches none."""
+    if not (is_storable(search) and is_storable(tag)):
+        return {"tasks": [], "total": Count(0), "next_cursor": None, "paged": False}
     chosen = status if status in TaskStatus._value2member_map_ else None
     try:
         after = decode_cursor(cursor or None)
@@ -118,6 +124,7 @@ def task_list(session: Session, *, search: str, status: str, cursor: str) -> dic
         limit=TASKS_PER_PAGE,
         status=chosen,
         search=search[:MAX_SEARCH_CHARS] or None,
+        tag=tag.strip()[:MAX_TAG_LENGTH] or None,
         cursor=after,
     )
     return {

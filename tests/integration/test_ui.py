@@ -489,6 +489,22 @@ def test_the_task_page_shows_every_schedule_webhook_and_rule(client: TestClient,
     client.headers["Authorization"] = f"Bearer {TEST_TOKEN}"
 
 
+def test_the_task_list_filters_by_tag(client: TestClient):
+    sign_in(client)
+    api_task(client, name="Tagged", tags=["ops", "weekly"])
+    api_task(client, name="Plain")
+    listing = client.get("/ui/tasks").text
+    assert 'href="/ui/tasks?tag=ops"' in listing  # each tag links to its filter
+    tagged = client.get("/ui/tasks", params={"tag": " ops "}).text
+    assert "Tagged" in tagged and "Plain" not in tagged and "1 task matches" in tagged
+    assert 'id="tag" name="tag" value=" ops "' in tagged
+    for hostile in ("nobody", "x" * 500, "a\x00b", "\u00e9t\u00e9", '"]}', "%_\\"):
+        for name in ("tag", "search"):
+            response = client.get("/ui/tasks", params={name: hostile})
+            assert response.status_code == 200, (name, hostile)
+            assert "No tasks match these filters" in response.text, (name, hostile)
+
+
 def test_pause_resume_and_delete_with_confirmation(client: TestClient):
     csrf = sign_in(client)
     task = api_task(client)

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import SessionDep, SettingsDep, requires
 from app.api.ids import parse_id
 from app.api.responses import ALREADY_DELIVERED, NOT_FOUND, PROTECTED, TOO_LARGE
-from app.api.webhooks import verify_webhooks
+from app.api.webhooks import verify_update_webhooks, verify_webhooks
 from app.domain import Scope
 from app.redaction import redact
 from app.scheduling.schedules import parse_timezone
@@ -124,9 +124,7 @@ async def update_task(
     the_id = parse_id(task_id, "Task")
     if data.given_urls:
         current = await run_in_threadpool(service.get_task, session, the_id)
-        known = frozenset(current.webhook_urls or [current.webhook_url])
-        fan_out = data.webhook_urls is not None
-        await verify_webhooks(request, data.given_urls, fan_out=fan_out, known=known)
+        await verify_update_webhooks(request, data, current)
     return await run_in_threadpool(
         service.update_task, session, task_id=the_id, data=data, settings=settings
     )

@@ -7,6 +7,8 @@ from fastapi import Request
 from app.delivery.discord import is_discord_webhook_url
 from app.delivery.guard import UnsafeTargetError, check_url_target
 from app.errors import InvalidField
+from app.models import Task
+from app.schemas import TaskUpdate
 
 # A Discord webhook that answers these does not exist, or not with this token.
 MISSING = frozenset({401, 404})
@@ -48,3 +50,10 @@ async def verify_webhooks(
             raise InvalidField("webhook_urls", f"webhook_urls[{index}]: {outcome.message}")
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+async def verify_update_webhooks(request: Request, data: TaskUpdate, current: Task) -> None:
+    """Check the Discord webhooks an update gives that `current` does not already send to."""
+    known = frozenset(current.webhook_urls or [current.webhook_url])
+    fan_out = data.webhook_urls is not None
+    await verify_webhooks(request, data.given_urls, fan_out=fan_out, known=known)

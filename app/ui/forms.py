@@ -19,7 +19,7 @@ from app.models import Task
 from app.scheduling.planner import upcoming_runs
 from app.scheduling.schedules import ScheduleError, localize_run_at, parse_timezone
 from app.services.task_logs import LogFilters
-from app.services.tasks import sample_context
+from app.services.tasks import RECURRING_ONLY_FIELDS, sample_context
 from app.templates import TemplateError, render_payload
 from app.ui.words import task_schedules
 
@@ -52,8 +52,6 @@ INPUTS = (
 )
 CHECKBOXES = ("template", "auto_resume")
 RECURRING, ONCE = "schedule", "once"
-# What only a repeating task has: a one-time task's form sends them all as null (none).
-RECURRING_RULES = ("start_at", "end_at", "max_runs", "exclude", "quiet_hours")
 # Two inputs take one entry per line: one line is the API's one-entry field, several its list.
 LIST_FIELDS = {"schedule": "schedules", "webhook_url": "webhook_urls"}
 # What the error summary calls each field (the errors themselves keep the API's names).
@@ -192,7 +190,8 @@ def api_fields(values: dict[str, str], *, creating: bool) -> tuple[dict[str, Any
     fields |= _one_or_list("webhook_url", values["webhook_url"], empty="")
     fields |= {"schedule": None} if once else _one_or_list("schedule", values["schedule"])
     fields["run_at"] = (values["run_at"].strip() or None) if once else None
-    fields |= dict.fromkeys(RECURRING_RULES) if once else _rules(values)
+    # A one-time task has none of a repeating task's rules: null clears them on an edit.
+    fields |= dict.fromkeys(RECURRING_ONLY_FIELDS) if once else _rules(values)
     fields["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()] or None
     fields["delete_after_seconds"] = values["delete_after_seconds"].strip() or None
     fields["template"] = bool(values["template"])
@@ -275,7 +274,7 @@ def preview(data: Any, *, now: datetime, task: Task | None = None) -> Preview:
         task.created_at if task is not None else now,
         schedules=data.schedules,
         runs=(task.runs or 0) if task is not None else 0,
-        **{name: getattr(data, name) for name in RECURRING_RULES},
+        **{name: getattr(data, name) for name in RECURRING_ONLY_FIELDS},
     )
     try:
         runs = [fire.at for fire in upcoming_runs(timing, after=now, count=PREVIEW_RUNS)]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from app.api.ids import parse_id
-from app.api.webhooks import verify_webhooks
+from app.api.webhooks import verify_update_webhooks, verify_webhooks
 from app.domain import Scope
 from app.errors import Conflict, InvalidField, NotFound
 from app.models import Task, utc_now
@@ -187,9 +187,7 @@ async def edit_task(request: Request, task_id: str, posted: PostedDep) -> Respon
         return _preview_page(request, posted.visitor, values, task=task)
     data, errors = forms.parse(TaskUpdate, values, creating=False)
     if data is not None:
-        known = frozenset(task.webhook_urls or [task.webhook_url])
-        fan_out = data.webhook_urls is not None
-        checked = verify_webhooks(request, data.given_urls, fan_out=fan_out, known=known)
+        checked = verify_update_webhooks(request, data, task)
         settings = request.app.state.settings
         _, errors = await _save(
             request, checked, service.update_task, task_id=task.id, data=data, settings=settings

@@ -176,7 +176,7 @@ def test_rules_are_read_from_their_inputs_and_empty_ones_are_none():
     assert fields["max_runs"] == "5" and fields["tags"] == ["team", "weekly"]
     # A mode alone is no window; nothing typed is none (null clears it on an edit).
     blank, _ = forms.api_fields(values(quiet_mode="defer"), creating=False)
-    assert [blank[name] for name in forms.RECURRING_RULES] == [None] * 5
+    assert [blank[name] for name in forms.RECURRING_ONLY_FIELDS] == [None] * 5
     assert blank["tags"] is None
 
 
@@ -188,4 +188,4 @@ def test_a_one_time_form_sends_none_of_the_repeating_rules():
     )
     assert errors == {}
     sent = data.model_dump(exclude_unset=True)
-    assert all(sent[name] is None for name in forms.RECURRING_RULES)
+    assert all(sent[name] is None for name in forms.RECURRING_ONLY_FIELDS)
